@@ -1,0 +1,158 @@
+"""Video decoding behind a small interface, with decord as the backend.
+
+Every broken input raises a subclass of :class:`VideoError` that carries the file and a
+one-line reason; the commands turn those into one clear line each and a summary, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class VideoError(Exception):
+    """A video that cannot be used; ``reason`` is one line a user can act on."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class MissingVideoError(VideoError):
+    """The file does not exist."""
+
+
+class EmptyVideoError(VideoError):
+    """The file has zero bytes or no decodable frame."""
+
+
+class CorruptVideoError(VideoError):
+    """The file is not a video, is truncated or cannot be read."""
+
+
+class TooShortError(VideoError):
+    """The video has fewer frames than the work needs."""
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    """What a video file is, as decoded at the requested size."""
+
+    num_frames: int
+    fps: float
+    height: int  # decoded (resized) height
+    width: int  # decoded (resized) width
+    source_height: int
+    source_width: int
+
+
+def resized_shape(height: int, width: int, short_side: int | None) -> tuple[int, int]:
+    """(height, width) with the shorter side scaled to ``short_side``, aspect kept.
+
+    ``None`` or 0 keeps the native size. Sides are at least 1 pixel.
+    """
+    if not short_side:
+        return height, width
+    scale = short_side / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _import_decord():
+    import decord
+
+    decord.bridge.set_bridge("native")
+    return decord
+
+
+def _open(path: str | os.PathLike, short_side: int | None, num_threads: int = 1):
+    """Open ``path`` with decord at the resized size; raise a VideoError when unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingVideoError(path, "file does not exist; check the path or the split file")
+    if path.is_dir():
+        raise CorruptVideoError(path, "is a folder, not a video file")
+    if not os.access(path, os.R_OK):
+        raise CorruptVideoError(path, "cannot be read (permission denied); fix its permissions")
+    if path.stat().st_size == 0:
+        raise EmptyVideoError(path, "file is empty (0 bytes); re-download or remove it")
+    decord = _import_decord()
+    try:
+        probe_reader = decord.VideoReader(str(path), num_threads=num_threads)
+        source_height, source_width = probe_reader[0].shape[:2] if len(probe_reader) else (0, 0)
+        fps = float(probe_reader.get_avg_fps())
+        count = len(probe_reader)
+        if count == 0 or source_height == 0:
+            raise EmptyVideoError(path, "no decodable frame; re-download or remove it")
+        height, width = resized_shape(source_height, source_width, short_side)
+        if (height, width) == (source_height, source_width):
+            reader = probe_reader
+        else:
+            del probe_reader
+            reader = decord.VideoReader(str(path), width=width, height=height, num_threads=num_threads)
+    except VideoError:
+        raise
+    except Exception as error:  # decord raises DECORDError / RuntimeError with long C++ text
+        first_line = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise CorruptVideoError(path, f"not a readable video ({first_line}); re-encode or remove it") from None
+    probe = VideoProbe(count, fps if np.isfinite(fps) and fps > 0 else 0.0, height, width, source_height, source_width)
+    return reader, probe
+
+
+def probe_video(path: str | os.PathLike, *, short_side: int | None = None) -> VideoProbe:
+    """Frame count, fps and sizes of ``path`` without decoding it all."""
+    _, probe = _open(path, short_side)
+    return probe
+
+
+def _as_rgb(frames: np.ndarray) -> np.ndarray:
+    """T,H,W,3 uint8 whatever decord returned (grayscale becomes three equal channels)."""
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    return np.ascontiguousarray(frames[..., :3], dtype=np.uint8)
+
+
+def read_video(
+    path: str | os.PathLike, *, short_side: int | None = 128, batch: int = 256
+) -> tuple[np.ndarray, VideoProbe]:
+    """Decode every frame of ``path`` resized at decode time: (T,H,W,3 uint8, probe).
+
+    A file whose container claims more frames than it holds (truncated) is decoded up to
+    the last readable frame; if that loses more than a few frames it is reported as
+    truncated rather than silently shortened.
+    """
+    reader, probe = _open(path, short_side)
+    chunks = []
+    decoded = 0
+    try:
+        for start in range(0, probe.num_frames, batch):
+            indices = list(range(start, min(start + batch, probe.num_frames)))
+            chunks.append(_as_rgb(reader.get_batch(indices).asnumpy()))
+            decoded += len(indices)
+    except Exception as error:
+        lost = probe.num_frames - decoded
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        raise CorruptVideoError(
+            path, f"truncated or damaged: decoding stopped after {decoded} of {probe.num_frames} frames "
+            f"({lost} lost: {reason}); re-download or re-encode it"
+        ) from None
+    frames = np.concatenate(chunks) if chunks else np.zeros((0, probe.height, probe.width, 3), np.uint8)
+    return frames, probe
+
+
+def read_clip(path: str | os.PathLike, indices, *, short_side: int | None = 128) -> np.ndarray:
+    """Decode only the frames ``indices`` of ``path``: len(indices),H,W,3 uint8."""
+    reader, probe = _open(path, short_side)
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size and (indices.min() < 0 or indices.max() >= probe.num_frames):
+        raise TooShortError(path, f"asked for frame {int(indices.max())} of a {probe.num_frames}-frame video")
+    try:
+        return _as_rgb(reader.get_batch(indices.tolist()).asnumpy())
+    except Exception as error:
+        raise CorruptVideoError(path, f"frames could not be decoded ({type(error).__name__}); re-encode it") from None
