@@ -1,0 +1,122 @@
+"""Distributed helpers. One process is the default case: without a process group every
+function answers as rank 0 of a world of 1 and collectives are identities. torchrun is
+detected from the environment variables it sets (RANK, WORLD_SIZE, LOCAL_RANK).
+
+``batch_shuffle`` / ``batch_unshuffle`` permute a batch on one process;
+``batch_shuffle_distributed`` / ``batch_unshuffle_distributed`` are their twins that
+shuffle across all processes, MoCo's "shuffling BN" (He et al. 2020, Sec. 3.3).
+"""
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+def is_distributed() -> bool:
+    """Whether a process group is initialised."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def launched_by_torchrun() -> bool:
+    return all(name in os.environ for name in TORCHRUN_VARIABLES)
+
+
+def local_rank() -> int:
+    """This process's index on its machine (its GPU); 0 unless launched by torchrun."""
+    return int(os.environ["LOCAL_RANK"]) if launched_by_torchrun() else 0
+
+
+def is_main_process() -> bool:
+    """Only the main process logs, shows progress and writes checkpoints."""
+    return rank() == 0
+
+
+def init_process_group_from_env(device: torch.device) -> bool:
+    """Join the process group torchrun describes (nccl on CUDA, gloo on CPU). Returns
+    whether it initialised one: False when not launched by torchrun or already joined."""
+    if not launched_by_torchrun() or is_distributed():
+        return False
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
+    return True
+
+
+def cleanup() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
+
+
+@torch.no_grad()
+def concat_all_gather(x: Tensor) -> Tensor:
+    """Every process's ``x`` concatenated along dim 0 in rank order (no gradient). All
+    processes must pass the same shape."""
+    if world_size() == 1:
+        return x
+    gathered = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(gathered, x.contiguous())
+    return torch.cat(gathered, dim=0)  # world_size * B, ...
+
+
+def all_reduce_mean(value: float | Tensor) -> float | Tensor:
+    """Mean of ``value`` over processes; a float stays a float, a tensor a tensor."""
+    if world_size() == 1:
+        return value
+    if isinstance(value, Tensor):
+        total = value.detach().clone()
+        dist.all_reduce(total)
+        return total / world_size()
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # nccl reduces CUDA tensors only
+    total = torch.tensor(float(value), dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return total.item() / world_size()
+
+
+@torch.no_grad()
+def batch_shuffle(x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """A random permutation of the batch and the indices that undo it."""
+    idx_shuffle = torch.randperm(x.shape[0], generator=generator, device=x.device)
+    return x[idx_shuffle], torch.argsort(idx_shuffle)
+
+
+@torch.no_grad()
+def batch_unshuffle(x: Tensor, idx_unshuffle: Tensor) -> Tensor:
+    return x[idx_unshuffle]
+
+
+@torch.no_grad()
+def batch_shuffle_distributed(x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Shuffle the global batch (all processes' ``x``, equal sizes) and give each process
+    its share: rank 0 draws the permutation and broadcasts it. Returns this process's
+    ``B, ...`` and the global ``idx_unshuffle`` for ``batch_unshuffle_distributed``."""
+    x_all = concat_all_gather(x)  # world_size * B, ...
+    idx_shuffle = torch.randperm(x_all.shape[0], generator=generator, device=x.device)
+    if world_size() > 1:
+        dist.broadcast(idx_shuffle, src=0)
+    idx_this = idx_shuffle.view(world_size(), -1)[rank()]  # B
+    return x_all[idx_this], torch.argsort(idx_shuffle)
+
+
+@torch.no_grad()
+def batch_unshuffle_distributed(x: Tensor, idx_unshuffle: Tensor) -> Tensor:
+    """Undo ``batch_shuffle_distributed``: each process gets back its own samples' rows."""
+    x_all = concat_all_gather(x)  # world_size * B, ...
+    idx_this = idx_unshuffle.view(world_size(), -1)[rank()]  # B
+    return x_all[idx_this]
