@@ -1,0 +1,449 @@
+"""FAME: Foreground-bAckground MErging (Ding et al., CVPR 2022), one function per step.
+
+In the paper's words, "we extract the moving foreground out of background regions via the
+frame difference and color statistics, and shuffle the background regions among the videos".
+The augmentation, as the paper's code runs it on every batch of query clips:
+
+1. ``motion_saliency``        mean absolute frame difference, blurred, min-max normalised
+2. ``seed_regions``           top 50% of pixels are foreground seeds, bottom 10% background
+3. ``colour_ids``             temporal mean frame -> HSV -> hue on the saturation circle -> 10x10x10 ids
+4. ``colour_likelihood``      p = Pfg(c) / (Pfg(c) + Pbg(c)), blurred, min-max normalised
+5. ``select_foreground``      the hard mask: top ``beta`` of the pixels
+6. ``merge_foreground_background``  x[perm] * (1 - M) + x * M
+
+``soft_foreground_map`` is steps 1-4 and ``fame_augment`` steps 1-6. The offline path used by
+preprocessing (``window_starts``, ``video_soft_maps``, ``window_for_clip``) computes the soft
+map of steps 1-4 once per temporal window of a whole video; see ``docs/method.md``.
+
+Every function is pure (inputs are never modified) and takes its device from its input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# The paper's blur: sigma = kernel_size / 3 (the authors' GaussianBlur2d((k, k), (k / 3, k / 3))).
+KERNEL_SIZE_PER_SIGMA = 3.0
+# Frames are uint8; clips are floats in [0, 1].
+UINT8_MAX = 255
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the steps
+# ---------------------------------------------------------------------------------------------
+
+
+def blur_kernel_size(side: int, fraction: float = 0.1) -> int:
+    """The paper's odd blur kernel, about ``fraction`` of the crop side: ``int(0.1 * crop) // 2 * 2 + 1``."""
+    return int(fraction * side) // 2 * 2 + 1
+
+
+def gaussian_blur(maps: torch.Tensor, kernel_size: int, sigma: float | None = None) -> torch.Tensor:
+    """Blur each map with a normalised, separable Gaussian of odd size ``kernel_size``.
+
+    ``sigma`` defaults to ``kernel_size / 3`` as in the paper. Borders are padded by
+    reflection without repeating the edge pixel (``dcb|abcd|cba``), which is what the authors'
+    ``kornia.filters.GaussianBlur2d`` does by default (``border_type="reflect"``).
+    """
+    if kernel_size % 2 != 1:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    _, height, width = maps.shape  # B, H, W
+    radius = kernel_size // 2
+    if radius >= min(height, width):
+        raise ValueError(f"kernel_size {kernel_size} is too large for {height}x{width} maps")
+    if sigma is None:
+        sigma = kernel_size / KERNEL_SIZE_PER_SIGMA
+    offsets = torch.arange(kernel_size, dtype=torch.float64) - radius
+    taps = torch.exp(-(offsets**2) / (2 * sigma**2))
+    taps = (taps / taps.sum()).tolist()  # k
+    padded = F.pad(maps[:, None], (radius, radius, radius, radius), mode="reflect")[:, 0]  # B, H+2r, W+2r
+    # Separable convolution written as sums of shifted copies: on CPU this is several times
+    # faster than conv2d for one-channel maps, and it runs unchanged on any device.
+    rows = sum(tap * padded[:, :, i : i + width] for i, tap in enumerate(taps))  # B, H+2r, W
+    return sum(tap * rows[:, i : i + height] for i, tap in enumerate(taps))  # B, H, W
+
+
+def min_max_normalise(maps: torch.Tensor) -> torch.Tensor:
+    """Rescale each map to [0, 1]; a constant map becomes all zeros."""
+    flat = maps.flatten(1)  # B, H*W
+    low = flat.min(dim=1, keepdim=True).values  # B, 1
+    spread = flat.max(dim=1, keepdim=True).values - low  # B, 1
+    spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+    return ((flat - low) / spread).view_as(maps)  # B, H, W
+
+
+def _blur_and_normalise(maps: torch.Tensor, kernel_size: int | None) -> torch.Tensor:
+    if kernel_size is None:
+        kernel_size = blur_kernel_size(min(maps.shape[-2:]))
+    return min_max_normalise(gaussian_blur(maps, kernel_size))  # B, H, W
+
+
+def _top_k_mask(values: torch.Tensor, counts: int) -> torch.Tensor:
+    """True on the ``counts`` largest pixels of each map; ties go to the earlier pixel (row-major)."""
+    flat = values.flatten(1)  # B, H*W
+    order = torch.argsort(flat, dim=1, descending=True, stable=True)  # B, H*W
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask.scatter_(1, order[:, :counts], True)
+    return mask.view_as(values)  # B, H, W
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps 1-4: the soft foreground map
+# ---------------------------------------------------------------------------------------------
+
+
+def motion_saliency(clip: torch.Tensor, *, kernel_size: int | None = None) -> torch.Tensor:
+    """Step 1: where the clip moves.
+
+    ``d = mean_t( sum_c |x_t - x_{t+1}| )`` over the clip (B, C, T, H, W, values in [0, 1]),
+    Gaussian-blurred (kernel about 10% of the shorter side, sigma k/3) and min-max normalised
+    per sample. Returns B, H, W in [0, 1].
+    """
+    if clip.shape[2] < 2:
+        raise ValueError("motion saliency needs at least two frames")
+    difference = (clip[:, :, 1:] - clip[:, :, :-1]).abs().sum(dim=1).mean(dim=1)  # B, H, W
+    return _blur_and_normalise(difference, kernel_size)
+
+
+def seed_regions(
+    saliency: torch.Tensor, *, fg_fraction: float = 0.5, bg_fraction: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 2: the top 50% of pixels by motion are foreground seeds, the bottom 10% background.
+
+    Counts are ``int(fraction * H * W)`` as in the authors' code. Pixels are ranked once,
+    ties going to the earlier pixel, so the two seed sets never overlap when the fractions
+    sum to at most 1 (even on a motionless clip). Returns two bool B, H, W masks.
+    """
+    pixels = saliency.shape[-2] * saliency.shape[-1]
+    flat = saliency.flatten(1)  # B, H*W
+    order = torch.argsort(flat, dim=1, descending=True, stable=True)  # B, H*W
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(pixels, device=saliency.device).expand_as(order))
+    fg = rank < int(fg_fraction * pixels)  # B, H*W
+    bg = rank >= pixels - int(bg_fraction * pixels)  # B, H*W
+    return fg.view_as(saliency), bg.view_as(saliency)
+
+
+def _rgb_to_hsv(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """RGB (B, 3, H, W in [0, 1]) to hue, saturation and value, each B, H, W in [0, 1].
+
+    Same convention as ``skimage.color.rgb2hsv``: hue is a fraction of a turn, grey has hue 0.
+    """
+    red, green, blue = rgb.unbind(dim=1)  # B, H, W each
+    value = rgb.amax(dim=1)  # B, H, W
+    chroma = value - rgb.amin(dim=1)  # B, H, W
+    coloured = chroma > 0
+    safe_chroma = torch.where(coloured, chroma, torch.ones_like(chroma))
+    saturation = torch.where(coloured, chroma / torch.where(value > 0, value, torch.ones_like(value)), 0)
+    sector = torch.where(
+        blue == value,
+        4 + (red - green) / safe_chroma,
+        torch.where(green == value, 2 + (blue - red) / safe_chroma, (green - blue) / safe_chroma),
+    )  # B, H, W, in sixths of a turn
+    hue = torch.where(coloured, torch.remainder(sector / 6, 1), 0)
+    return hue, saturation, value
+
+
+def colour_ids(mean_frame: torch.Tensor, *, bins: int = 10) -> torch.Tensor:
+    """Step 3: quantised colour of every pixel of the temporal mean frame.
+
+    The frame (B, 3, H, W, RGB in [0, 1]) goes to HSV; hue is put on the saturation circle,
+    ``hx = (s cos(2 pi h) + 1) / 2``, ``hy = (s sin(2 pi h) + 1) / 2``, and hx, hy, v are each
+    rounded to ``bins`` levels. Returns long B, H, W ids ``qx + bins * qy + bins**2 * qv`` in
+    [0, bins**3) (the authors' ids minus one).
+
+    Hue is taken in turns (as the paper writes it). The authors' code feeds kornia's hue, which
+    is in radians, to ``cos(2 pi h)``; we follow the paper's formula, not that slip.
+    """
+    hue, saturation, value = _rgb_to_hsv(mean_frame)  # B, H, W each
+    angle = math.tau * hue
+    hue_x = (saturation * torch.cos(angle) + 1) / 2  # B, H, W in [0, 1]
+    hue_y = (saturation * torch.sin(angle) + 1) / 2  # B, H, W in [0, 1]
+    levels = [torch.round(axis * (bins - 1)).long() for axis in (hue_x, hue_y, value)]
+    return levels[0] + bins * levels[1] + bins**2 * levels[2]  # B, H, W
+
+
+def colour_likelihood(
+    ids: torch.Tensor,
+    fg: torch.Tensor,
+    bg: torch.Tensor,
+    *,
+    bins: int = 10,
+    kernel_size: int | None = None,
+    bg_pseudocount: float = 1.0,
+) -> torch.Tensor:
+    """Step 4: how much more likely each pixel's colour is among the foreground seeds.
+
+    Histogram the colour ids of the foreground and of the background seeds (adding
+    ``bg_pseudocount`` = 1 to every background bin), normalise each to a distribution, and give
+    each pixel ``p = Pfg(c) / (Pfg(c) + Pbg(c))``; then blur (same kernel as step 1, by default
+    about 10% of the shorter side) and min-max normalise. Returns float32 B, H, W in [0, 1].
+    """
+    colours = bins**3
+    flat_ids = ids.flatten(1)  # B, H*W
+    histograms = []
+    for seeds in (fg, bg):
+        counts = torch.zeros(ids.shape[0], colours, device=ids.device)  # B, bins**3
+        histograms.append(counts.scatter_add_(1, flat_ids, seeds.flatten(1).float()))
+    fg_counts, bg_counts = histograms[0], histograms[1] + bg_pseudocount  # B, bins**3
+    fg_total = fg_counts.sum(dim=1, keepdim=True)  # B, 1
+    p_fg = fg_counts / torch.where(fg_total > 0, fg_total, torch.ones_like(fg_total))
+    p_bg = bg_counts / bg_counts.sum(dim=1, keepdim=True)
+    pixel_fg = p_fg.gather(1, flat_ids)  # B, H*W
+    pixel_bg = p_bg.gather(1, flat_ids)  # B, H*W
+    likelihood = (pixel_fg / (pixel_fg + pixel_bg)).view(ids.shape)  # B, H, W
+    return _blur_and_normalise(likelihood, kernel_size)
+
+
+def _refine_with_colour(
+    saliency: torch.Tensor,
+    mean_frame: torch.Tensor,
+    *,
+    fg_fraction: float,
+    bg_fraction: float,
+    bins: int,
+    kernel_size: int | None,
+) -> torch.Tensor:
+    """Steps 2-4 given the step-1 saliency (B, H, W) and the temporal mean frame (B, 3, H, W)."""
+    fg, bg = seed_regions(saliency, fg_fraction=fg_fraction, bg_fraction=bg_fraction)
+    ids = colour_ids(mean_frame, bins=bins)
+    return colour_likelihood(ids, fg, bg, bins=bins, kernel_size=kernel_size)  # B, H, W
+
+
+def soft_foreground_map(
+    clip: torch.Tensor,
+    *,
+    fg_fraction: float = 0.5,
+    bg_fraction: float = 0.1,
+    bins: int = 10,
+    kernel_size: int | None = None,
+) -> torch.Tensor:
+    """Steps 1-4 on a clip (B, C, T, H, W, values in [0, 1]): the soft foreground map, B, H, W in [0, 1].
+
+    ``kernel_size`` defaults to ``blur_kernel_size(min(H, W))``.
+    """
+    saliency = motion_saliency(clip, kernel_size=kernel_size)  # B, H, W
+    # The mean frame is summed in float64, where sums of float32 values in [0, 1] are exact, so it
+    # does not depend on summation order and video_soft_maps reproduces it bit for bit. This
+    # matters: a hue of a whole quarter turn, frequent with integer RGB such as (157, 120, 194),
+    # puts hx or hy on a bin edge of step 3, where one ulp changes the pixel's colour id.
+    mean_frame = clip.mean(dim=2, dtype=torch.float64).to(clip.dtype)  # B, C, H, W
+    return _refine_with_colour(
+        saliency,
+        mean_frame,
+        fg_fraction=fg_fraction,
+        bg_fraction=bg_fraction,
+        bins=bins,
+        kernel_size=kernel_size,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps 5-6: the hard mask and the merge
+# ---------------------------------------------------------------------------------------------
+
+
+def select_foreground(soft: torch.Tensor, *, beta: float = 0.5) -> torch.Tensor:
+    """Step 5: the hard mask M is the top ``beta`` ("portion of the foreground") of the pixels.
+
+    Exactly ``round(beta * H * W)`` pixels per sample are True; ties go to the earlier pixel.
+    Returns bool B, H, W.
+    """
+    return _top_k_mask(soft, round(beta * soft.shape[-2] * soft.shape[-1]))
+
+
+def merge_foreground_background(clip: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Step 6: ``x_fused = x[perm] * (1 - M) + x * M``, M (B, H, W) broadcast over C and T.
+
+    The paper composes "the moving foreground region of the selected video onto the static
+    background of others": clip i keeps its own foreground and takes the background of clip
+    ``perm[i]``. Returns B, C, T, H, W.
+    """
+    weight = mask.to(clip.dtype)[:, None, None]  # B, 1, 1, H, W
+    return clip[perm] * (1 - weight) + clip * weight  # B, C, T, H, W
+
+
+def random_derangement(
+    n: int, *, generator: torch.Generator | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """A random permutation of ``range(n)`` with no fixed point when n > 1; identity when n == 1.
+
+    The paper merges with a plain ``randperm``, so a clip sometimes gets its own background
+    back and is left unchanged. We draw permutations until none maps a clip to itself, which
+    samples uniformly among derangements (about e draws on average).
+    """
+    draw_device = generator.device if generator is not None else device
+    identity = torch.arange(n, device=draw_device)
+    while True:
+        perm = torch.randperm(n, generator=generator, device=draw_device)
+        if n == 1 or bool((perm != identity).all()):
+            return perm if device is None else perm.to(device)
+
+
+def fame_augment(
+    clip: torch.Tensor, *, beta: float = 0.5, generator: torch.Generator | None = None, **map_kwargs
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps 1-6 on a batch of clips (B, C, T, H, W in [0, 1]), as the paper runs them online.
+
+    ``map_kwargs`` go to ``soft_foreground_map``. Returns the fused clips (B, C, T, H, W), the
+    hard masks (bool B, H, W) and the permutation whose backgrounds were used.
+    """
+    soft = soft_foreground_map(clip, **map_kwargs)  # B, H, W
+    mask = select_foreground(soft, beta=beta)  # B, H, W
+    perm = random_derangement(clip.shape[0], generator=generator, device=clip.device)  # B
+    return merge_foreground_background(clip, mask, perm), mask, perm
+
+
+class FameAugment(nn.Module):
+    """``fame_augment`` with its hyperparameters held; ``forward`` returns (fused, mask, perm)."""
+
+    def __init__(
+        self,
+        *,
+        beta: float = 0.5,
+        fg_fraction: float = 0.5,
+        bg_fraction: float = 0.1,
+        bins: int = 10,
+        kernel_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.beta = beta  # share of each clip kept as foreground (step 5)
+        self.fg_fraction = fg_fraction  # share of pixels that seed the foreground (step 2)
+        self.bg_fraction = bg_fraction  # share of pixels that seed the background (step 2)
+        self.bins = bins  # colour levels per axis (step 3)
+        self.kernel_size = kernel_size  # blur kernel; None: ~10% of the shorter side
+
+    def forward(
+        self, clip: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return fame_augment(
+            clip,
+            beta=self.beta,
+            generator=generator,
+            fg_fraction=self.fg_fraction,
+            bg_fraction=self.bg_fraction,
+            bins=self.bins,
+            kernel_size=self.kernel_size,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline: soft maps of every temporal window of a whole video (our adaptation)
+# ---------------------------------------------------------------------------------------------
+
+
+def window_starts(num_frames: int, *, window: int = 16, stride: int = 2, hop: int = 8) -> list[int]:
+    """First frames of the windows a video is cut into: 0, hop, 2*hop, ... plus one ending at the last frame.
+
+    A window starting at s covers frames s, s + stride, ..., s + (window - 1) * stride.
+    """
+    span = (window - 1) * stride + 1
+    if num_frames < span:
+        raise ValueError(f"a {window}x{stride} window needs {span} frames, the video has {num_frames}")
+    last = num_frames - span
+    starts = list(range(0, last + 1, hop))
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
+def window_for_clip(starts: list[int], indices, *, window: int = 16, stride: int = 2) -> int:
+    """Index into ``starts`` of the window whose centre is nearest the clip's (ties: the earlier window)."""
+    indices = np.asarray(indices)
+    clip_centre = (indices.min() + indices.max()) / 2
+    window_centres = np.asarray(starts) + (window - 1) * stride / 2
+    return int(np.argmin(np.abs(window_centres - clip_centre)))
+
+
+def _prefix_sums(values: np.ndarray, dtype: type, table: np.ndarray | None = None) -> np.ndarray:
+    """``out[t] = sum of values[:t]`` (of ``table[values]`` when a lookup table is given), in ``dtype``.
+
+    Integer sums may wrap around: differences ``out[a] - out[b]`` stay exact while the true
+    difference fits in ``dtype``. One vectorised add per frame is several times faster than
+    ``np.cumsum`` along the first axis.
+    """
+    out = np.zeros((len(values) + 1, *values.shape[1:]), dtype)
+    for t, frame in enumerate(values):
+        np.add(out[t], frame if table is None else table[frame], out=out[t + 1])
+    return out
+
+
+def _window_sums(pixels: np.ndarray, local_starts: np.ndarray, *, window: int, stride: int):
+    """Sums over each window of a uint8 frame slice (t, H, W, 3), for windows starting at ``local_starts``.
+
+    Returns the motion sums ``sum_j sum_c |x_j - x_{j+1}|`` over the window's ``window - 1``
+    frame differences, in 1/255 units (integers, G, H, W), and the sums of its ``window``
+    frames as the float32 values ``k / 255`` a clip holds, added in float64 (G, H, W, 3).
+    Float64 sums of a few hundred float32 values in [0, 1] are exact whatever the order, so a
+    window's mean frame is bit for bit the one ``soft_foreground_map`` computes from the clip.
+    """
+    channels = pixels.shape[-1]
+    largest_motion = (window - 1) * channels * UINT8_MAX
+    accumulator = np.uint16 if largest_motion <= np.iinfo(np.uint16).max else np.uint32
+    clip_values = (np.arange(UINT8_MAX + 1, dtype=np.float32) / np.float32(UINT8_MAX)).astype(np.float64)
+    motion = np.empty((len(local_starts), *pixels.shape[1:3]), accumulator)  # G, H, W
+    colour = np.empty((len(local_starts), *pixels.shape[1:]), np.float64)  # G, H, W, 3
+    # Windows only see frames of their own phase s % stride; each phase is summed once.
+    for phase in np.unique(local_starts % stride):
+        chosen = local_starts % stride == phase
+        frames = pixels[phase::stride]  # n, H, W, 3: the frames these windows are made of
+        first = (local_starts[chosen] - phase) // stride  # each window's first frame in `frames`
+        later, earlier = frames[1:], frames[:-1]
+        absolute = np.maximum(later, earlier) - np.minimum(later, earlier)  # n - 1, H, W, 3 (uint8)
+        difference = sum(absolute[..., c].astype(accumulator) for c in range(channels))  # n - 1, H, W
+        motion_sums = _prefix_sums(difference, accumulator)  # n, H, W
+        colour_sums = _prefix_sums(frames, np.float64, clip_values)  # n + 1, H, W, 3
+        motion[chosen] = motion_sums[first + window - 1] - motion_sums[first]
+        colour[chosen] = colour_sums[first + window] - colour_sums[first]
+    return motion, colour
+
+
+def video_soft_maps(
+    frames,
+    *,
+    window: int = 16,
+    stride: int = 2,
+    hop: int = 8,
+    fg_fraction: float = 0.5,
+    bg_fraction: float = 0.1,
+    bins: int = 10,
+    kernel_size: int | None = None,
+    windows_per_batch: int = 32,
+) -> tuple[torch.Tensor, list[int]]:
+    """Soft foreground maps (steps 1-4) of every window of a whole video, as uint8, on the CPU.
+
+    ``frames`` is a uint8 T, H, W, 3 array or tensor. For each start s of ``window_starts`` the
+    map is that of the clip ``frames[s : s + window * stride : stride]``: equal to
+    ``soft_foreground_map`` on that clip (same mean frame bit for bit, motion up to float
+    rounding), scaled to 0..255 and rounded. Frame differences ``|x_t - x_{t+stride}|`` and
+    running sums are computed once per group of ``windows_per_batch`` windows (memory stays
+    bounded on long videos; only the frames shared by two groups are read twice), each window's
+    sums are a difference of two running sums, and the windows of a group go through steps 1-4
+    as one batch. Returns (maps uint8 N, H, W, starts).
+    """
+    frames = frames.numpy(force=True) if torch.is_tensor(frames) else frames
+    starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
+    span = (window - 1) * stride + 1
+    maps = []
+    for group in range(0, len(starts), windows_per_batch):
+        group_starts = np.asarray(starts[group : group + windows_per_batch])  # G
+        first = group_starts[0]
+        pixels = np.asarray(frames[first : group_starts[-1] + span])  # t, H, W, 3
+        motion, colour = _window_sums(pixels, group_starts - first, window=window, stride=stride)
+        saliency = torch.from_numpy(motion.astype(np.float32) / (UINT8_MAX * (window - 1)))  # G, H, W
+        mean_frame = (colour.transpose(0, 3, 1, 2) / window).astype(np.float32)  # G, 3, H, W
+        soft = _refine_with_colour(
+            _blur_and_normalise(saliency, kernel_size),
+            torch.from_numpy(mean_frame),
+            fg_fraction=fg_fraction,
+            bg_fraction=bg_fraction,
+            bins=bins,
+            kernel_size=kernel_size,
+        )  # G, H, W
+        maps.append(torch.round(soft * UINT8_MAX).to(torch.uint8))
+    return torch.cat(maps), starts
