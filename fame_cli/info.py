@@ -1,0 +1,45 @@
+"""``fame info``: what a cache holds (videos, frames, classes, splits, errors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from pipelines.cache import CacheError, open_cache
+
+from .console import fail, out
+
+
+def info(
+    cache: Path = typer.Option(..., "--cache", help="The cache written by `fame preprocess`."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Describe a cache.
+
+    Example: fame info --cache ucf101.zarr --json
+    """
+    try:
+        summary = open_cache(cache).summary()
+    except CacheError as error:
+        fail(str(error))
+    if as_json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"fame cache {cache}", show_header=False)
+    for key in ("layout", "source", "videos", "frames", "frames_stored", "pending"):
+        table.add_row(key, str(summary[key]))
+    table.add_row("classes", f"{len(summary['classes'])}: " + ", ".join(summary["classes"][:10])
+                  + (" ..." if len(summary["classes"]) > 10 else ""))
+    table.add_row("splits", ", ".join(f"{k} ({v})" for k, v in summary["splits"].items()) or "none")
+    table.add_row("errors", str(len(summary["errors"])))
+    out.print(table)
+    for error in summary["errors"]:
+        out.print(f"  [red]x[/] {error['path']}: {error['reason']}", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info")(info)

@@ -1,0 +1,324 @@
+"""The Zarr v3 cache that ``fame preprocess`` writes and everything else reads.
+
+Layout (format version 1; documented for users in ``docs/cache-format.md``)::
+
+    CACHE.zarr/                      root group; attrs: fame_cache, settings, dataset
+      videos/<video_id>/             one group per finished video; attrs: its info
+        frames   uint8 (T, H, W, 3)  resized RGB frames (absent in --no-frames caches)
+        masks    uint8 (N, H, W)     soft foreground map (0..255) of each temporal window
+      errors/<video_id>/             one group per video that could not be used; attrs: path, reason
+
+A video counts as finished only when its group's attrs carry ``"complete": true``, which
+is written last, after its arrays (LocalStore writes each file atomically through a
+rename). Anything else found under ``videos/`` is a half-written leftover of an
+interrupted run: it is never read, and the next run deletes and redoes it.
+
+Each video lives in its own group, so several processes or machines can write into one
+store at once without touching each other's files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+FORMAT_VERSION = 1
+VIDEOS = "videos"
+ERRORS = "errors"
+#: frames per inner chunk (the unit of compression and of reading)
+FRAME_CHUNK = 8
+#: frames per shard (the unit of files): most clips of UCF101/HMDB51 are one file
+FRAME_SHARD = 256
+ZSTD_LEVEL = 3
+
+
+class CacheError(Exception):
+    """The cache is missing, of another format, or does not fit the work asked of it."""
+
+
+def video_id_for(relative_path: str) -> str:
+    """The id of a video in the cache: its path below the dataset root, '/' -> '__'.
+
+    Readable (``ApplyEyeMakeup__v_ApplyEyeMakeup_g01_c01.avi``), unique, and a valid Zarr
+    node name.
+    """
+    return relative_path.replace("/", "__")
+
+
+def _zarr():
+    import zarr
+
+    return zarr
+
+
+def _compressors():
+    from zarr.codecs import ZstdCodec
+
+    return [ZstdCodec(level=ZSTD_LEVEL)]
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _attrs_of(group_dir: Path) -> dict | None:
+    """A group's attributes read straight from its zarr.json; None if absent or damaged."""
+    meta = _read_json(group_dir / "zarr.json")
+    if not isinstance(meta, dict) or meta.get("node_type") != "group":
+        return None
+    attrs = meta.get("attributes")
+    return attrs if isinstance(attrs, dict) else {}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def open_for_writing(path: str | os.PathLike, *, settings: dict, dataset: dict):
+    """Create the cache (or reopen it to resume) and check it was made the same way.
+
+    ``settings`` must hold only what decides the cache's content (sizes, mask windows), so
+    a resumed or sharded run with the same content settings is accepted and any other is
+    refused with a clear message.
+    """
+    zarr = _zarr()
+    path = Path(path)
+    existing = _attrs_of(path) if path.exists() else None
+    if path.exists() and existing is None and any(path.iterdir()):
+        raise CacheError(f"{path}: exists but is not a fame cache; choose another --cache path")
+    if existing is not None and existing.get("fame_cache"):
+        old = existing.get("settings", {})
+        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if changed:
+            detail = ", ".join(f"{k}: cache has {old.get(k)!r}, asked {settings.get(k)!r}" for k in changed)
+            raise CacheError(
+                f"{path}: was made with other settings ({detail}); rerun with the same options or use a new --cache"
+            )
+    root = zarr.open_group(str(path), mode="a", zarr_format=3)
+    wanted = {"fame_cache": {"format_version": FORMAT_VERSION}, "settings": settings, "dataset": dataset}
+    if existing != wanted:
+        root.attrs.update(wanted)
+    for name in (VIDEOS, ERRORS):
+        if not (path / name / "zarr.json").exists():
+            root.require_group(name)
+    return root
+
+
+def finished_video(cache: Path, video_id: str, source_stamp: dict | None = None) -> bool:
+    """Whether ``video_id`` is completely written (and from the same source file)."""
+    attrs = _attrs_of(Path(cache) / VIDEOS / video_id)
+    if not attrs or attrs.get("complete") is not True:
+        return False
+    return source_stamp is None or attrs.get("source_stamp") == source_stamp
+
+
+def discard_video(cache: Path, video_id: str) -> None:
+    """Delete whatever exists of a video (a half-written leftover) and its error record."""
+    for group in (VIDEOS, ERRORS):
+        shutil.rmtree(Path(cache) / group / video_id, ignore_errors=True)
+
+
+def write_video(
+    root,
+    video_id: str,
+    *,
+    frames: np.ndarray | None,
+    masks: np.ndarray,
+    info: dict,
+) -> None:
+    """Write one video's arrays, then mark it complete (last, so a kill leaves it incomplete)."""
+    cache = Path(root.store.root)
+    discard_video(cache, video_id)
+    group = root[VIDEOS].create_group(video_id, attributes={"complete": False})
+    if frames is not None:
+        t, h, w, _ = frames.shape
+        chunk_t = min(FRAME_CHUNK, t)
+        shard_t = min(FRAME_SHARD, -(-t // chunk_t) * chunk_t)
+        array = group.create_array(
+            "frames", shape=frames.shape, dtype="uint8", chunks=(chunk_t, h, w, 3),
+            shards=(shard_t, h, w, 3), compressors=_compressors(), fill_value=0,
+            dimension_names=("t", "y", "x", "c"),
+        )
+        array[...] = frames
+    n, h, w = masks.shape
+    array = group.create_array(
+        "masks", shape=masks.shape, dtype="uint8", chunks=(1, h, w), shards=(n, h, w),
+        compressors=_compressors(), fill_value=0, dimension_names=("window", "y", "x"),
+    )
+    array[...] = masks
+    group.attrs.update({**info, "complete": True})
+
+
+def write_error(root, video_id: str, *, path: str, reason: str, kind: str) -> None:
+    """Record a video that could not be used (replacing any earlier record of it)."""
+    cache = Path(root.store.root)
+    discard_video(cache, video_id)
+    root[ERRORS].create_group(video_id, attributes={"path": path, "reason": reason, "kind": kind})
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _scan(directory: Path) -> Iterable[tuple[str, dict]]:
+    if not directory.is_dir():
+        return
+    with os.scandir(directory) as entries:
+        names = sorted(e.name for e in entries if e.is_dir())
+    for name in names:
+        attrs = _attrs_of(directory / name)
+        if attrs is not None:
+            yield name, attrs
+
+
+class CacheReader:
+    """Read access to a finished cache: the API that training, evaluation and users share.
+
+    >>> cache = open_cache("ucf101.zarr")                       # doctest: +SKIP
+    >>> vid = cache.video_ids[0]                                 # doctest: +SKIP
+    >>> clip = cache.frames(vid, range(0, 32, 2))                # 16,H,W,3 uint8
+    >>> soft = cache.soft_mask(vid, range(0, 32, 2))             # H,W uint8
+    """
+
+    def __init__(self, path: str | os.PathLike, *, source: str | os.PathLike | None = None, open_arrays: int = 64):
+        self.path = Path(path)
+        root_attrs = _attrs_of(self.path)
+        if root_attrs is None:
+            raise CacheError(f"{self.path}: no fame cache here; run `fame preprocess SOURCE --cache {self.path}` first")
+        version = (root_attrs.get("fame_cache") or {}).get("format_version")
+        if version != FORMAT_VERSION:
+            raise CacheError(f"{self.path}: cache format {version!r}, this fame reads {FORMAT_VERSION}; rebuild the cache")
+        self.settings: dict = root_attrs.get("settings", {})
+        self.dataset: dict = root_attrs.get("dataset", {})
+        self.classes: list[str] = list(self.dataset.get("classes", []))
+        self.source = Path(source) if source is not None else Path(self.dataset.get("root", ""))
+        self.has_frames: bool = bool(self.settings.get("frames", True))
+        self._info = {vid: attrs for vid, attrs in _scan(self.path / VIDEOS) if attrs.get("complete") is True}
+        self.video_ids: list[str] = sorted(self._info)
+        self.errors: list[dict] = [
+            {"video_id": vid, "path": a.get("path"), "reason": a.get("reason"), "kind": a.get("kind")}
+            for vid, a in _scan(self.path / ERRORS)
+        ]
+        self._arrays: OrderedDict = OrderedDict()
+        self._open_arrays = open_arrays
+
+    # -- metadata
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def info(self, video_id: str) -> dict:
+        """path (relative to SOURCE), label, class_name, num_frames, fps, height, width, ..."""
+        try:
+            return dict(self._info[video_id])
+        except KeyError:
+            raise KeyError(f"{video_id!r} is not a finished video of {self.path}") from None
+
+    @property
+    def splits(self) -> dict[str, list[str]]:
+        """Split name -> ids of the finished videos in it."""
+        by_path = {a["path"]: vid for vid, a in self._info.items()}
+        return {
+            name: [by_path[p] for p in paths if p in by_path]
+            for name, paths in (self.dataset.get("splits") or {}).items()
+        }
+
+    def split(self, name: str | None, fold: int = 1) -> list[str]:
+        """Ids of a split; "train"/"test" resolve to "train<fold>"/"test<fold>" on folded datasets.
+
+        ``None`` or "all" gives every finished video.
+        """
+        if name in (None, "", "all"):
+            return list(self.video_ids)
+        splits = self.splits
+        for candidate in (name, f"{name}{fold}"):
+            if candidate in splits:
+                return splits[candidate]
+        available = ", ".join(sorted(splits)) or "none (use --split all)"
+        raise CacheError(f"{self.path}: no split {name!r} (fold {fold}); available: {available}")
+
+    def labels(self, video_ids: Iterable[str]) -> np.ndarray:
+        return np.array([self._info[v]["label"] for v in video_ids], dtype=np.int64)
+
+    # -- arrays
+    def _array(self, video_id: str, name: str):
+        key = (video_id, name)
+        array = self._arrays.get(key)
+        if array is None:
+            zarr = _zarr()
+            if video_id not in self._info:
+                raise KeyError(f"{video_id!r} is not a finished video of {self.path}")
+            array = zarr.open_array(str(self.path / VIDEOS / video_id / name), mode="r")
+            self._arrays[key] = array
+            if len(self._arrays) > self._open_arrays:
+                self._arrays.popitem(last=False)
+        else:
+            self._arrays.move_to_end(key)
+        return array
+
+    def frames(self, video_id: str, indices) -> np.ndarray:
+        """Frames ``indices`` of a video: len(indices),H,W,3 uint8.
+
+        From the cache, or decoded from the source video with decord for a ``--no-frames``
+        cache.
+        """
+        indices = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
+        info = self._info[video_id]
+        if indices.size and (indices.min() < 0 or indices.max() >= info["num_frames"]):
+            raise IndexError(f"{video_id}: frame indices must lie in [0, {info['num_frames']}), got {indices.min()}..{indices.max()}")
+        if not self.has_frames:
+            from .video import read_clip
+
+            return read_clip(self.source / info["path"], indices, short_side=self.settings.get("short_side"))
+        if indices.size == 0:
+            return np.zeros((0, info["height"], info["width"], 3), np.uint8)
+        start, stop = int(indices.min()), int(indices.max()) + 1
+        block = self._array(video_id, "frames")[start:stop]  # one contiguous read of few chunks
+        return block[indices - start]
+
+    def window_index(self, video_id: str, indices) -> int:
+        """Which stored window serves the clip made of frames ``indices``."""
+        from .fame import window_for_clip
+
+        info = self._info[video_id]
+        mask = info["mask_window"]
+        return window_for_clip(info["window_starts"], list(indices), window=mask["window"], stride=mask["stride"])
+
+    def soft_mask(self, video_id: str, indices) -> np.ndarray:
+        """The soft foreground map (H,W uint8, 0..255) that training uses for this clip."""
+        return np.asarray(self._array(video_id, "masks")[self.window_index(video_id, indices)])
+
+    def soft_masks(self, video_id: str) -> np.ndarray:
+        """Every stored window's soft map of a video: N,H,W uint8."""
+        return np.asarray(self._array(video_id, "masks")[...])
+
+    def summary(self) -> dict:
+        """What ``fame info --json`` prints."""
+        splits = self.splits
+        return {
+            "path": str(self.path),
+            "format_version": FORMAT_VERSION,
+            "layout": self.dataset.get("layout"),
+            "source": self.dataset.get("root"),
+            "videos": len(self.video_ids),
+            "frames": int(sum(self._info[v]["num_frames"] for v in self.video_ids)),
+            "frames_stored": self.has_frames,
+            "classes": self.classes,
+            "splits": {name: len(ids) for name, ids in sorted(splits.items())},
+            "listed": int(self.dataset.get("videos", 0)),
+            "pending": max(0, int(self.dataset.get("videos", 0)) - len(self.video_ids) - len(self.errors)),
+            "errors": [{"path": e["path"], "reason": e["reason"]} for e in self.errors]
+            + [{"path": p["path"], "reason": p["reason"]} for p in self.dataset.get("problems", [])],
+            "settings": self.settings,
+        }
+
+
+def open_cache(path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> CacheReader:
+    """Open a cache for reading. ``source`` overrides where a ``--no-frames`` cache's videos are."""
+    return CacheReader(path, source=source)

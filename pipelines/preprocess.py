@@ -1,0 +1,262 @@
+"""``fame preprocess``: decode every video once, compute its soft masks once, cache both.
+
+The costly stage, done once: resumable (finished videos are skipped, half-written ones
+redone), parallel (``workers`` processes, each writing its own videos straight into the
+store) and shardable across machines (``shard=(i, n)``, or torchrun's RANK/WORLD_SIZE).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import cache as cache_format
+from .layouts import DatasetIndex, VideoEntry, discover_dataset
+from .video import TooShortError, VideoError, read_video
+
+#: crashes of a worker process a video may be part of before it is recorded as an error
+MAX_CRASHES = 2
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """Everything ``fame preprocess`` was asked; saved in the cache's attributes."""
+
+    source: str  # dataset root (or list file for --layout list)
+    cache: str  # the Zarr store to write
+    layout: str = "auto"  # auto|ucf101|hmdb51|diving48|kinetics|folder|list
+    split_dir: str | None = None  # where the split files are, when not found beside the videos
+    short_side: int = 128  # frames are resized at decode time so the shorter side is this (0: native)
+    frames: bool = True  # store frames; False stores masks and metadata only (decode at training)
+    window: int = 16  # frames per mask window (the paper's clip length)
+    stride: int = 2  # temporal stride inside a mask window (the paper's sampling stride)
+    hop: int = 8  # frames between the starts of consecutive mask windows
+    fg_fraction: float = 0.5  # step 2: share of pixels taken as foreground seeds
+    bg_fraction: float = 0.1  # step 2: share of pixels taken as background seeds
+    colour_bins: int = 10  # step 3: bins per colour axis
+    workers: int = 1  # worker processes (1: in this process)
+    shard: tuple[int, int] = (0, 1)  # (index, count): this process does videos index, index+count, ...
+    limit: int | None = None  # only the first N videos of the (sharded) list, for trials
+
+    def content_settings(self) -> dict:
+        """The settings that decide what the cache holds; a resume must match them."""
+        keys = ("short_side", "frames", "window", "stride", "hop", "fg_fraction", "bg_fraction", "colour_bins")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class VideoResult:
+    """What happened to one video."""
+
+    video_id: str
+    path: str
+    status: str  # "done" | "skipped" | "error"
+    frames: int = 0
+    reason: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class PreprocessSummary:
+    """The outcome of one run; ``failed`` decides the exit status."""
+
+    total: int = 0  # videos this run was responsible for
+    done: int = 0
+    skipped: int = 0  # already finished by an earlier run
+    frames: int = 0
+    seconds: float = 0.0
+    layout: str = ""
+    errors: list[VideoResult] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # from the split files
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors or self.problems)
+
+
+ProgressCallback = Callable[[VideoResult, int, int], None]  # (result, finished so far, total)
+
+
+def shard_from_environment() -> tuple[int, int] | None:
+    """torchrun's (RANK, WORLD_SIZE) when launched by it, else None."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return None
+
+
+def source_stamp(path: Path) -> dict:
+    """What identifies a source file's version cheaply: its size in bytes."""
+    return {"size": path.stat().st_size}
+
+
+def compute_soft_masks(frames: np.ndarray, settings: PreprocessSettings) -> tuple[np.ndarray, list[int]]:
+    """Steps 1-4 of the paper for every temporal window of a video: (N,H,W uint8, starts)."""
+    import torch
+
+    from .fame import video_soft_maps
+
+    maps, starts = video_soft_maps(
+        torch.from_numpy(frames), window=settings.window, stride=settings.stride, hop=settings.hop,
+        fg_fraction=settings.fg_fraction, bg_fraction=settings.bg_fraction, bins=settings.colour_bins,
+    )
+    return maps.numpy(), list(starts)
+
+
+# --------------------------------------------------------------------------- one video
+
+_worker_root = None
+
+
+def _init_worker(cache_path: str) -> None:
+    """Per-process set-up: one torch thread (parallelism is by processes), the store open."""
+    global _worker_root
+    import torch
+    import zarr
+
+    torch.set_num_threads(1)
+    _worker_root = zarr.open_group(cache_path, mode="r+")
+
+
+def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root: str) -> VideoResult:
+    """Decode, compute masks and write one video; every failure becomes an error record."""
+    started = time.perf_counter()
+    video_id = cache_format.video_id_for(entry.path)
+    path = Path(dataset_root) / entry.path
+    root = _worker_root
+    min_frames = (settings.window - 1) * settings.stride + 1
+    try:
+        frames, probe = read_video(path, short_side=settings.short_side)
+        if len(frames) < min_frames:
+            raise TooShortError(
+                path, f"has {len(frames)} frames, fewer than one mask window needs ({min_frames} = "
+                f"{settings.window} frames at stride {settings.stride}); lower --window/--stride or leave it out"
+            )
+        masks, starts = compute_soft_masks(frames, settings)
+        info = {
+            "path": entry.path, "label": entry.label, "class_name": entry.class_name,
+            "num_frames": int(len(frames)), "fps": probe.fps, "height": int(frames.shape[1]),
+            "width": int(frames.shape[2]), "source_height": probe.source_height,
+            "source_width": probe.source_width, "window_starts": starts,
+            "mask_window": {"window": settings.window, "stride": settings.stride, "hop": settings.hop},
+            "source_stamp": source_stamp(path),
+        }
+        cache_format.write_video(root, video_id, frames=frames if settings.frames else None, masks=masks, info=info)
+        return VideoResult(video_id, entry.path, "done", len(frames), seconds=time.perf_counter() - started)
+    except VideoError as error:
+        cache_format.write_error(root, video_id, path=entry.path, reason=error.reason, kind=type(error).__name__)
+        return VideoResult(video_id, entry.path, "error", reason=error.reason, seconds=time.perf_counter() - started)
+
+
+def _process_in_worker(entry: VideoEntry, settings: PreprocessSettings, dataset_root: str) -> VideoResult:
+    return process_video(entry, settings, dataset_root)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def plan(index: DatasetIndex, settings: PreprocessSettings) -> tuple[list[VideoEntry], list[VideoEntry]]:
+    """(this shard's entries, those of them still to do)."""
+    shard_index, shard_count = settings.shard
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"--shard {shard_index}/{shard_count}: the index must lie in [0, {shard_count})")
+    mine = index.entries[shard_index::shard_count]
+    if settings.limit is not None:
+        mine = mine[: settings.limit]
+    cache = Path(settings.cache)
+    todo = []
+    for entry in mine:
+        path = index.root / entry.path
+        try:
+            stamp = source_stamp(path)
+        except OSError:
+            stamp = None
+        if stamp is None or not cache_format.finished_video(cache, cache_format.video_id_for(entry.path), stamp):
+            todo.append(entry)
+    return mine, todo
+
+
+def run_preprocess(settings: PreprocessSettings, progress: ProgressCallback | None = None) -> PreprocessSummary:
+    """Run the whole stage; returns its summary (never raises for a bad video)."""
+    started = time.perf_counter()
+    index = discover_dataset(
+        Path(settings.source), settings.layout, Path(settings.split_dir) if settings.split_dir else None
+    )
+    dataset = {
+        "layout": index.layout, "root": str(index.root), "classes": index.classes,
+        "splits": index.splits, "videos": len(index.entries),
+        "problems": [{"path": p, "reason": r} for p, r in index.problems],
+    }
+    root = cache_format.open_for_writing(settings.cache, settings={**settings.content_settings()}, dataset=dataset)
+    root.attrs.update({"last_run": {k: v for k, v in asdict(settings).items() if k not in settings.content_settings()}})
+    mine, todo = plan(index, settings)
+    summary = PreprocessSummary(total=len(mine), skipped=len(mine) - len(todo), layout=index.layout,
+                                problems=list(index.problems))
+    finished = summary.skipped
+
+    def record(result: VideoResult) -> None:
+        nonlocal finished
+        finished += 1
+        if result.status == "done":
+            summary.done += 1
+            summary.frames += result.frames
+        else:
+            summary.errors.append(result)
+        if progress:
+            progress(result, finished, summary.total)
+
+    if settings.workers <= 1:
+        global _worker_root
+        _worker_root = root
+        for entry in todo:
+            record(process_video(entry, settings, str(index.root)))
+    else:
+        _run_pool(todo, settings, str(index.root), record)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_pool(todo: list[VideoEntry], settings: PreprocessSettings, dataset_root: str, record) -> None:
+    """Process ``todo`` on worker processes; survive workers that die (decoder crashes)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # torch and decord are not fork-safe
+    crashes: dict[str, int] = {}
+    queue = list(reversed(todo))
+    while queue:
+        with ProcessPoolExecutor(settings.workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(settings.cache,)) as pool:
+            in_flight = {}
+            try:
+                while queue or in_flight:
+                    while queue and len(in_flight) < 2 * settings.workers:
+                        entry = queue.pop()
+                        in_flight[pool.submit(_process_in_worker, entry, settings, dataset_root)] = entry
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        entry = in_flight.pop(future)
+                        record(future.result())
+            except BrokenProcessPool:
+                # a worker died (e.g. a decoder crash): every video in flight is suspect
+                for entry in in_flight:
+                    vid = cache_format.video_id_for(entry.path)
+                    crashes[vid] = crashes.get(vid, 0) + 1
+                    if crashes[vid] >= MAX_CRASHES:
+                        reason = "the decoder crashed the worker process; re-encode or remove the file"
+                        root = _open_root(settings.cache)
+                        cache_format.write_error(root, vid, path=entry.path, reason=reason, kind="DecoderCrash")
+                        record(VideoResult(vid, entry.path, "error", reason=reason))
+                    else:
+                        queue.append(entry)
+
+
+def _open_root(path: str):
+    import zarr
+
+    return zarr.open_group(path, mode="r+")

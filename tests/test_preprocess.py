@@ -1,0 +1,213 @@
+"""The preprocessing stage: bad inputs, resume, a real SIGKILL mid-run, sharding."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import moving_square_video, write_test_video
+from pipelines.cache import CacheError, open_cache, video_id_for
+from pipelines.preprocess import PreprocessSettings, run_preprocess
+
+SMALL = dict(short_side=32, window=8, stride=2, hop=4)
+
+
+def settings_for(source: Path, cache: Path, **overrides) -> PreprocessSettings:
+    return PreprocessSettings(source=str(source), cache=str(cache), **{**SMALL, **overrides})
+
+
+def read_all(cache: Path) -> dict:
+    """Everything a cache holds, for equality checks."""
+    reader = open_cache(cache)
+    content = {}
+    for vid in reader.video_ids:
+        info = reader.info(vid)
+        frames = reader.frames(vid, range(info["num_frames"])) if reader.has_frames else None
+        content[vid] = (info, None if frames is None else frames.tobytes(), reader.soft_masks(vid).tobytes())
+    errors = sorted((e["path"], e["reason"]) for e in reader.errors)
+    return {"videos": content, "errors": errors, "dataset": reader.dataset, "settings": reader.settings}
+
+
+@pytest.fixture(scope="module")
+def dataset_with_bad_files(synth_dataset, tmp_path_factory) -> Path:
+    """The synthetic dataset plus every kind of bad input the stage must withstand."""
+    out = tmp_path_factory.mktemp("bad") / "data"
+    shutil.copytree(synth_dataset, out)
+    root, lists = out / "UCF-101", out / "ucfTrainTestlist"
+    bad = {
+        "Vertical/v_Vertical_g90_c01.avi": b"",  # zero bytes
+        "Vertical/v_Vertical_g91_c01.avi": b"RIFF....AVI not really a video" * 10,  # not a video
+    }
+    for relative, data in bad.items():
+        (root / relative).write_bytes(data)
+    good = (root / "Vertical/v_Vertical_g01_c01.avi").read_bytes()
+    (root / "Vertical/v_Vertical_g92_c01.avi").write_bytes(good[: len(good) // 3])  # truncated
+    write_test_video(root / "Vertical/v_Vertical_g93_c01.avi", moving_square_video(frames=5))  # too short
+    write_test_video(root / "Vertical/v_Vertical_g94_c01.avi", moving_square_video(frames=20)[..., 0])  # gray
+    write_test_video(root / "Vertical/v_Vertical_g95_c01.avi", moving_square_video(frames=20, height=37, width=51))
+    write_test_video(root / "Vertical/v Vértical ü_g96_c01.avi", moving_square_video(frames=20))  # space, non-ASCII
+    extra = [
+        "Vertical/v_Vertical_g90_c01.avi 2", "Vertical/v_Vertical_g91_c01.avi 2", "Vertical/v_Vertical_g92_c01.avi 2",
+        "Vertical/v_Vertical_g93_c01.avi 2", "Vertical/v_Vertical_g94_c01.avi 2", "Vertical/v_Vertical_g95_c01.avi 2",
+        "Vertical/v Vértical ü_g96_c01.avi 2",
+        "Vertical/v_Vertical_g97_c01.avi 2",  # listed, missing on disk
+        "../outside/v_Evil_g01_c01.avi 2",  # points outside the dataset root: refused
+    ]
+    with open(lists / "trainlist01.txt", "a", encoding="utf-8") as handle:
+        handle.write("".join(line + "\n" for line in extra))
+    (out / "outside").mkdir()
+    write_test_video(out / "outside" / "v_Evil_g01_c01.avi", moving_square_video(frames=20))
+    return out
+
+
+def test_preprocess_builds_a_readable_cache(synth_dataset, tmp_path):
+    cache = tmp_path / "c.zarr"
+    summary = run_preprocess(settings_for(synth_dataset / "UCF-101", cache))
+    assert not summary.failed and summary.done == 12 and summary.layout == "ucf101"
+    reader = open_cache(cache)
+    assert len(reader.video_ids) == 12
+    vid = video_id_for("Circle/v_Circle_g02_c01.avi")
+    info = reader.info(vid)
+    assert info["path"] == "Circle/v_Circle_g02_c01.avi" and info["class_name"] == "Circle"
+    assert info["label"] == reader.classes.index("Circle")
+    assert (info["num_frames"], info["height"], info["width"]) == (40, 32, 43)
+    assert info["fps"] == 25.0
+    clip = reader.frames(vid, range(3, 19, 2))
+    assert clip.shape == (8, 32, 43, 3) and clip.dtype == np.uint8
+    soft = reader.soft_mask(vid, range(3, 19, 2))
+    assert soft.shape == (32, 43) and soft.dtype == np.uint8 and soft.max() > 200
+    assert set(reader.split("train", fold=2)) | set(reader.split("test", fold=2)) == set(reader.video_ids)
+    # the cache is plain zarr: arrays open without fame
+    import zarr
+
+    group = zarr.open_group(str(cache), mode="r")
+    assert group[f"videos/{vid}/frames"].shape == (40, 32, 43, 3)
+
+
+def test_bad_inputs_get_one_line_each_and_the_rest_is_processed(dataset_with_bad_files, tmp_path):
+    cache = tmp_path / "c.zarr"
+    summary = run_preprocess(settings_for(dataset_with_bad_files / "UCF-101", cache))
+    assert summary.failed
+    failed = {r.path: r.reason for r in summary.errors}
+    assert set(failed) == {
+        "Vertical/v_Vertical_g90_c01.avi", "Vertical/v_Vertical_g91_c01.avi",
+        "Vertical/v_Vertical_g92_c01.avi", "Vertical/v_Vertical_g93_c01.avi",
+    }
+    assert "0 bytes" in failed["Vertical/v_Vertical_g90_c01.avi"]
+    assert "fewer than one mask window" in failed["Vertical/v_Vertical_g93_c01.avi"]
+    assert all("\n" not in reason for reason in failed.values())
+    problems = dict(summary.problems)
+    assert any("g97" in path for path in problems)  # listed but missing
+    assert any(".." in path for path in problems)  # refused, not followed
+    reader = open_cache(cache)
+    assert not any("Evil" in v for v in reader.video_ids)
+    for ok in ("v_Vertical_g94_c01.avi", "v_Vertical_g95_c01.avi", "v Vértical ü_g96_c01.avi"):
+        assert video_id_for(f"Vertical/{ok}") in reader.video_ids
+    odd = reader.info(video_id_for("Vertical/v_Vertical_g95_c01.avi"))
+    assert (odd["height"], odd["width"]) == (32, 44)
+    assert len(reader.video_ids) == 12 + 3
+    listed = {e["path"] for e in reader.summary()["errors"]}
+    assert {"Vertical/v_Vertical_g90_c01.avi", "Vertical/v_Vertical_g93_c01.avi"} <= listed
+    assert any("g97" in p for p in listed)
+
+
+def test_cli_exit_status_and_info_json(dataset_with_bad_files, tmp_path):
+    cache = tmp_path / "c.zarr"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "fame_cli", "preprocess", str(dataset_with_bad_files / "UCF-101"), "--cache", str(cache),
+         "--short-side", "32", "--window", "8", "--hop", "4", "--workers", "2"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "v_Vertical_g90_c01.avi: file is empty (0 bytes)" in run.stderr
+    info = subprocess.run([sys.executable, "-m", "fame_cli", "info", "--cache", str(cache), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    summary = json.loads(info.stdout)
+    assert summary["videos"] == 15 and summary["frames"] > 0
+    assert summary["classes"] == ["Horizontal", "Vertical", "Circle"]
+    assert summary["splits"]["train1"] > 0 and summary["splits"]["test1"] > 0
+    assert {"path", "reason"} <= set(summary["errors"][0])
+
+
+def test_resume_skips_finished_and_redoes_half_written(synth_dataset, tmp_path):
+    cache = tmp_path / "c.zarr"
+    settings = settings_for(synth_dataset / "UCF-101", cache)
+    run_preprocess(settings)
+    before = read_all(cache)
+    # simulate a kill in the middle of a video: arrays present, "complete" never written
+    vid = video_id_for("Circle/v_Circle_g01_c01.avi")
+    meta = cache / "videos" / vid / "zarr.json"
+    data = json.loads(meta.read_text())
+    data["attributes"]["complete"] = False
+    meta.write_text(json.dumps(data))
+    assert vid not in open_cache(cache).video_ids  # never read as complete
+    summary = run_preprocess(settings)
+    assert (summary.done, summary.skipped) == (1, 11)
+    assert read_all(cache) == before
+
+
+def test_resume_refuses_other_settings(synth_dataset, tmp_path):
+    cache = tmp_path / "c.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1))
+    with pytest.raises(CacheError, match="short_side"):
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, short_side=40))
+
+
+def test_no_frames_cache_decodes_from_source(synth_dataset, tmp_path):
+    full, light = tmp_path / "full.zarr", tmp_path / "light.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", full, limit=3))
+    run_preprocess(settings_for(synth_dataset / "UCF-101", light, limit=3, frames=False))
+    a, b = open_cache(full), open_cache(light)
+    assert not b.has_frames and a.video_ids == b.video_ids
+    vid = a.video_ids[0]
+    assert np.array_equal(a.frames(vid, [0, 2, 4]), b.frames(vid, [0, 2, 4]))
+    assert np.array_equal(a.soft_mask(vid, range(0, 16, 2)), b.soft_mask(vid, range(0, 16, 2)))
+    assert not (light / "videos" / vid / "frames").exists()
+
+
+def test_shards_write_one_store_equal_to_a_single_run(synth_dataset, tmp_path):
+    single, sharded = tmp_path / "single.zarr", tmp_path / "sharded.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", single))
+    for index in range(3):
+        run_preprocess(settings_for(synth_dataset / "UCF-101", sharded, shard=(index, 3)))
+    assert read_all(sharded) == read_all(single)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_equals_single_run(synth_dataset, tmp_path):
+    """Kill a real `fame preprocess` process with SIGKILL at several moments, then resume."""
+    source = synth_dataset / "UCF-101"
+    reference = tmp_path / "reference.zarr"
+    run_preprocess(settings_for(source, reference))
+    cache = tmp_path / "killed.zarr"
+    command = [sys.executable, "-m", "fame_cli", "preprocess", str(source), "--cache", str(cache),
+               "--short-side", "32", "--window", "8", "--hop", "4", "--workers", "1"]
+    killed_mid_run = 0
+    for _ in range(3):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            done = len(open_cache(cache).video_ids) if (cache / "zarr.json").exists() else 0
+            if done >= 1 + killed_mid_run * 3:
+                break
+            time.sleep(0.005)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            done = len(open_cache(cache).video_ids)
+            killed_mid_run += done < 12
+    assert killed_mid_run >= 1, "every run finished before it could be killed"
+    final = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    assert read_all(cache) == read_all(reference)
