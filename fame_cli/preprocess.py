@@ -40,6 +40,7 @@ def preprocess(
     window: int = typer.Option(16, help="Frames per mask window."),
     stride: int = typer.Option(2, help="Temporal stride inside a mask window."),
     hop: int = typer.Option(8, help="Frames between consecutive mask windows."),
+    frame_chunk: int = typer.Option(8, help="Frames per compressed chunk: smaller reads faster, larger is smaller."),
     shard: str | None = typer.Option(None, help="Do only part I of N (I/N), e.g. one per machine."),
     limit: int | None = typer.Option(None, help="Only the first N videos (a quick trial)."),
 ) -> None:
@@ -53,7 +54,7 @@ def preprocess(
     shard_parts = parse_shard(shard) or shard_from_environment() or (0, 1)
     settings = PreprocessSettings(
         source=str(source), cache=str(cache), layout=layout, split_dir=str(split_dir) if split_dir else None,
-        short_side=short_side, frames=frames, window=window, stride=stride, hop=hop,
+        short_side=short_side, frames=frames, window=window, stride=stride, hop=hop, frame_chunk=frame_chunk,
         workers=max(1, workers), shard=shard_parts, limit=limit,
     )
     console.print("settings: " + json.dumps(asdict(settings)), soft_wrap=True)

@@ -28,6 +28,8 @@ from typing import Iterable
 
 import numpy as np
 
+from .shard_reader import ShardedArrayReader, UnsupportedLayout
+
 FORMAT_VERSION = 1
 VIDEOS = "videos"
 ERRORS = "errors"
@@ -133,6 +135,7 @@ def write_video(
     frames: np.ndarray | None,
     masks: np.ndarray,
     info: dict,
+    frame_chunk: int = FRAME_CHUNK,
 ) -> None:
     """Write one video's arrays, then mark it complete (last, so a kill leaves it incomplete)."""
     cache = Path(root.store.root)
@@ -140,7 +143,7 @@ def write_video(
     group = root[VIDEOS].create_group(video_id, attributes={"complete": False})
     if frames is not None:
         t, h, w, _ = frames.shape
-        chunk_t = min(FRAME_CHUNK, t)
+        chunk_t = min(frame_chunk, t)
         shard_t = min(FRAME_SHARD, -(-t // chunk_t) * chunk_t)
         array = group.create_array(
             "frames", shape=frames.shape, dtype="uint8", chunks=(chunk_t, h, w, 3),
@@ -165,6 +168,24 @@ def write_error(root, video_id: str, *, path: str, reason: str, kind: str) -> No
 
 
 # --------------------------------------------------------------------------- reading
+
+
+class _ZarrRows:
+    """Row reads through zarr itself, for arrays the fast shard reader does not handle."""
+
+    def __init__(self, path: Path):
+        self._array = _zarr().open_array(str(path), mode="r")
+        self.shape = self._array.shape
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self._array[start:stop])
+
+    def take(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return np.zeros((0, *self.shape[1:]), self._array.dtype)
+        start, stop = int(rows.min()), int(rows.max()) + 1
+        return self.read(start, stop)[rows - start]
 
 
 def _scan(directory: Path) -> Iterable[tuple[str, dict]]:
@@ -248,13 +269,17 @@ class CacheReader:
 
     # -- arrays
     def _array(self, video_id: str, name: str):
+        """A reader of one stored array: the fast shard reader, or zarr for other layouts."""
         key = (video_id, name)
         array = self._arrays.get(key)
         if array is None:
-            zarr = _zarr()
             if video_id not in self._info:
                 raise KeyError(f"{video_id!r} is not a finished video of {self.path}")
-            array = zarr.open_array(str(self.path / VIDEOS / video_id / name), mode="r")
+            path = self.path / VIDEOS / video_id / name
+            try:
+                array = ShardedArrayReader(path)
+            except UnsupportedLayout:
+                array = _ZarrRows(path)
             self._arrays[key] = array
             if len(self._arrays) > self._open_arrays:
                 self._arrays.popitem(last=False)
@@ -276,11 +301,7 @@ class CacheReader:
             from .video import read_clip
 
             return read_clip(self.source / info["path"], indices, short_side=self.settings.get("short_side"))
-        if indices.size == 0:
-            return np.zeros((0, info["height"], info["width"], 3), np.uint8)
-        start, stop = int(indices.min()), int(indices.max()) + 1
-        block = self._array(video_id, "frames")[start:stop]  # one contiguous read of few chunks
-        return block[indices - start]
+        return self._array(video_id, "frames").take(indices)  # decodes each needed chunk once
 
     def window_index(self, video_id: str, indices) -> int:
         """Which stored window serves the clip made of frames ``indices``."""
@@ -292,11 +313,13 @@ class CacheReader:
 
     def soft_mask(self, video_id: str, indices) -> np.ndarray:
         """The soft foreground map (H,W uint8, 0..255) that training uses for this clip."""
-        return np.asarray(self._array(video_id, "masks")[self.window_index(video_id, indices)])
+        window = self.window_index(video_id, indices)
+        return self._array(video_id, "masks").read(window, window + 1)[0]
 
     def soft_masks(self, video_id: str) -> np.ndarray:
         """Every stored window's soft map of a video: N,H,W uint8."""
-        return np.asarray(self._array(video_id, "masks")[...])
+        masks = self._array(video_id, "masks")
+        return masks.read(0, masks.shape[0])
 
     def summary(self) -> dict:
         """What ``fame info --json`` prints."""

@@ -41,13 +41,15 @@ class PreprocessSettings:
     fg_fraction: float = 0.5  # step 2: share of pixels taken as foreground seeds
     bg_fraction: float = 0.1  # step 2: share of pixels taken as background seeds
     colour_bins: int = 10  # step 3: bins per colour axis
+    frame_chunk: int = 8  # frames per compressed chunk (the unit of reading; see docs/benchmarks.md)
     workers: int = 1  # worker processes (1: in this process)
     shard: tuple[int, int] = (0, 1)  # (index, count): this process does videos index, index+count, ...
     limit: int | None = None  # only the first N videos of the (sharded) list, for trials
 
     def content_settings(self) -> dict:
         """The settings that decide what the cache holds; a resume must match them."""
-        keys = ("short_side", "frames", "window", "stride", "hop", "fg_fraction", "bg_fraction", "colour_bins")
+        keys = ("short_side", "frames", "window", "stride", "hop", "fg_fraction", "bg_fraction", "colour_bins",
+                "frame_chunk")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -147,7 +149,8 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
             "mask_window": {"window": settings.window, "stride": settings.stride, "hop": settings.hop},
             "source_stamp": source_stamp(path),
         }
-        cache_format.write_video(root, video_id, frames=frames if settings.frames else None, masks=masks, info=info)
+        cache_format.write_video(root, video_id, frames=frames if settings.frames else None, masks=masks, info=info,
+                                 frame_chunk=settings.frame_chunk)
         return VideoResult(video_id, entry.path, "done", len(frames), seconds=time.perf_counter() - started)
     except VideoError as error:
         cache_format.write_error(root, video_id, path=entry.path, reason=error.reason, kind=type(error).__name__)

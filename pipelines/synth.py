@@ -57,6 +57,7 @@ class SynthSettings:
     noise: float = 2.0  # per-frame sensor noise (std, 0..255 scale)
     folds: int = 3  # UCF101-style train/test folds
     test_every: int = 4  # in fold k, video i is a test video when i % test_every == k - 1
+    codec: str = "mpeg4"  # "mpeg4" (AVI, as UCF101 ships) or "h264" (as Kinetics ships)
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int) -> np.ndarray:
@@ -183,18 +184,21 @@ def render_video(
     return video, masks
 
 
-def write_video(path: Path, frames: np.ndarray, fps: float) -> None:
-    """Write T,H,W,3 uint8 frames as MPEG-4 Part 2 in AVI (as UCF101 ships), via PyAV."""
+def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4") -> None:
+    """Write T,H,W,3 uint8 frames via PyAV: MPEG-4 Part 2 (as UCF101 ships) or H.264."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    with av.open(str(partial), mode="w", format="avi") as container:
-        stream = container.add_stream("mpeg4", rate=round(fps))
+    with av.open(str(partial), mode="w", format="avi" if path.suffix == ".avi" else "mp4") as container:
+        stream = container.add_stream("libx264" if codec == "h264" else "mpeg4", rate=round(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.bit_rate = 4_000_000
-        stream.options = {"qscale": "2"}
+        if codec == "h264":
+            stream.options = {"crf": "20", "preset": "veryfast"}
+        else:
+            stream.bit_rate = 4_000_000
+            stream.options = {"qscale": "2"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
@@ -235,12 +239,13 @@ def write_dataset(settings: SynthSettings, progress: Callable[[int, int], None] 
         for index in range(settings.videos_per_class):
             # one generator per video: any video can be regenerated on its own
             video_rng = np.random.default_rng([settings.seed, label, index])
-            relative = f"{motion}/v_{motion}_g{index + 1:02d}_c01.avi"
+            extension = "mp4" if settings.codec == "h264" else "avi"
+            relative = f"{motion}/v_{motion}_g{index + 1:02d}_c01.{extension}"
             background = make_background(video_rng, settings.height, settings.width)
             sprite, shape = pool[int(video_rng.integers(0, len(pool)))]
             ys, xs, scales = motion_path(motion, video_rng, settings.frames, settings.height, settings.width, size)
             frames, masks = render_video(background, sprite, shape, ys, xs, scales, video_rng, noise=settings.noise)
-            write_video(root / relative, frames, settings.fps)
+            write_video(root / relative, frames, settings.fps, settings.codec)
             truth = ground_truth_path(out, relative)
             truth.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(truth, mask=np.packbits(masks), shape=np.array(masks.shape))

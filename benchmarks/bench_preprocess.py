@@ -1,0 +1,264 @@
+"""Benchmark of `fame preprocess` and of reading clips back from its cache.
+
+Measures, side by side in one run on the same files and worker count:
+
+1. decord decoding alone (every frame, resized at decode time) vs the whole stage
+   (decode + soft masks + writing the Zarr cache): the stage must reach >= 0.8x;
+2. reading a random 16-frame clip at stride 2 (frames + its soft mask) from the cache vs
+   decoding the same clip from the source video with decord: the cache must be >= 10x;
+3. bytes per video: source file, cache with frames, cache with --no-frames;
+4. frame codecs (zstd levels, chunk lengths) on the same frames, to justify the choice.
+
+Run:  python benchmarks/bench_preprocess.py [--videos 24] [--frames 150] [--workers 2]
+Prints Markdown tables (copy them into docs/benchmarks.md with the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+
+def _init_decode_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _decode_only(path: str, short_side: int) -> int:
+    from pipelines.video import read_video
+
+    frames, _ = read_video(path, short_side=short_side)
+    return len(frames)
+
+
+def decode_all(paths: list[str], short_side: int, workers: int) -> tuple[float, int]:
+    """Seconds and frames to decode every video with `workers` spawned processes."""
+    started = time.perf_counter()
+    if workers <= 1:
+        frames = sum(_decode_only(p, short_side) for p in paths)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_decode_worker) as pool:
+            frames = sum(pool.map(_decode_only, paths, [short_side] * len(paths)))
+    return time.perf_counter() - started, frames
+
+
+def preprocess_all(source: Path, cache: Path, short_side: int, workers: int, frames: bool = True,
+                   frame_chunk: int = 8) -> tuple[float, int]:
+    from pipelines.preprocess import PreprocessSettings, run_preprocess
+
+    shutil.rmtree(cache, ignore_errors=True)
+    settings = PreprocessSettings(source=str(source), cache=str(cache), short_side=short_side, workers=workers,
+                                  frames=frames, frame_chunk=frame_chunk)
+    started = time.perf_counter()
+    summary = run_preprocess(settings)
+    assert not summary.failed, summary.errors
+    return time.perf_counter() - started, summary.frames
+
+
+def stage_breakdown(paths: list[str], short_side: int) -> dict[str, float]:
+    """Seconds per video of each part of the stage, in this process (1 thread)."""
+    import torch
+    import zarr
+
+    from pipelines import cache as cache_format
+    from pipelines.preprocess import PreprocessSettings, compute_soft_masks
+    from pipelines.video import read_video
+
+    torch.set_num_threads(1)
+    settings = PreprocessSettings(source="", cache="", short_side=short_side)
+    totals = {"decode": 0.0, "masks": 0.0, "write": 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = zarr.open_group(f"{tmp}/c.zarr", mode="w")
+        root.require_group(cache_format.VIDEOS)
+        root.require_group(cache_format.ERRORS)
+        for i, path in enumerate(paths):
+            started = time.perf_counter()
+            frames, _ = read_video(path, short_side=short_side)
+            decoded = time.perf_counter()
+            masks, _ = compute_soft_masks(frames, settings)
+            masked = time.perf_counter()
+            cache_format.write_video(root, str(i), frames=frames, masks=masks, info={})
+            written = time.perf_counter()
+            totals["decode"] += decoded - started
+            totals["masks"] += masked - decoded
+            totals["write"] += written - masked
+    return {k: v / len(paths) for k, v in totals.items()}
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def clip_reads(caches: list[Path], source: Path, clips: int, clip_len: int, stride: int, short_side: int, seed: int):
+    """Seconds for the same `clips` random clips (frames + soft mask) from each cache, then from the source."""
+    from pipelines.cache import open_cache
+    from pipelines.video import read_clip
+
+    readers = [open_cache(path) for path in caches]
+    reader = readers[0]
+    rng = np.random.default_rng(seed)
+    picks = []
+    for _ in range(clips):
+        vid = reader.video_ids[int(rng.integers(len(reader.video_ids)))]
+        n = reader.info(vid)["num_frames"]
+        start = int(rng.integers(0, n - (clip_len - 1) * stride))
+        picks.append((vid, np.arange(start, start + clip_len * stride, stride)))
+    seconds = []
+    for cache in readers:
+        for vid, indices in picks[:10]:  # open each array once before timing
+            cache.frames(vid, indices)
+        started = time.perf_counter()
+        for vid, indices in picks:
+            cache.frames(vid, indices)
+            cache.soft_mask(vid, indices)
+        seconds.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    for vid, indices in picks:
+        read_clip(source / reader.info(vid)["path"], indices, short_side=short_side)
+    return seconds, time.perf_counter() - started
+
+
+def codec_table(cache_path: Path, videos: int = 4) -> list[tuple[str, float, float, float]]:
+    """(codec, KB/frame, write MB/s, 16-frame clip reads/s) for a few frame codecs."""
+    import zarr
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    from pipelines.cache import open_cache
+
+    reader = open_cache(cache_path)
+    samples = [reader.frames(v, range(reader.info(v)["num_frames"])) for v in reader.video_ids[:videos]]
+    rows = []
+    options = [
+        ("zstd-1, 8-frame chunks", [ZstdCodec(level=1)], 8),
+        ("zstd-3, 8-frame chunks (default)", [ZstdCodec(level=3)], 8),
+        ("zstd-3, 1-frame chunks", [ZstdCodec(level=3)], 1),
+        ("zstd-3, 16-frame chunks", [ZstdCodec(level=3)], 16),
+        ("zstd-9, 8-frame chunks", [ZstdCodec(level=9)], 8),
+        ("blosc-lz4 shuffle, 8-frame chunks", [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")], 8),
+        ("none (raw)", None, 8),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, compressors, chunk in options:
+            store = Path(tmp) / name.replace(" ", "_").replace(",", "")
+            frames_total, started = 0, time.perf_counter()
+            arrays = []
+            for i, frames in enumerate(samples):
+                t, h, w, _ = frames.shape
+                array = zarr.create_array(str(store / str(i)), shape=frames.shape, dtype="uint8",
+                                          chunks=(chunk, h, w, 3), shards=(-(-t // chunk) * chunk, h, w, 3),
+                                          compressors=compressors, fill_value=0)
+                array[...] = frames
+                arrays.append(array)
+                frames_total += t
+            write = time.perf_counter() - started
+            size = folder_bytes(store)
+            rng = np.random.default_rng(0)
+            started, reads = time.perf_counter(), 0
+            while time.perf_counter() - started < 1.5:
+                array = arrays[int(rng.integers(len(arrays)))]
+                start = int(rng.integers(0, array.shape[0] - 31))
+                _ = array[start:start + 31][::2]
+                reads += 1
+            rate = reads / (time.perf_counter() - started)
+            raw_mb = sum(f.nbytes for f in samples) / 1e6
+            rows.append((name, size / frames_total / 1e3, raw_mb / write, rate))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=24)
+    parser.add_argument("--frames", type=int, default=150, help="frames per source video (UCF101 averages ~186)")
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--codec", choices=("mpeg4", "h264"), default="mpeg4", help="source codec (UCF101: mpeg4)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--short-side", type=int, default=128)
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each side; the best counts")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temp folder)")
+    args = parser.parse_args()
+
+    from pipelines.synth import SynthSettings, write_dataset
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="fame-bench-"))
+    data = work / "data"
+    if not (data / "UCF-101").exists():
+        classes = min(5, args.videos)
+        write_dataset(SynthSettings(out_dir=str(data), classes=classes, videos_per_class=max(1, args.videos // classes),
+                                    frames=args.frames, height=args.height, width=args.width,
+                                    codec=args.codec))
+    source = data / "UCF-101"
+    paths = sorted(str(p) for p in source.rglob("*.*"))
+    source_bytes = sum(os.path.getsize(p) for p in paths)
+
+    # warm the page cache and the imports once, so neither side pays for the first read;
+    # then alternate the two sides and keep each one's best of `--repeats` (a shared machine)
+    for path in paths:
+        Path(path).read_bytes()
+    decode_all(paths[:2], args.short_side, 1)
+    decode_seconds = stage_seconds = light_seconds = float("inf")
+    for _ in range(args.repeats):
+        seconds, decode_frames = decode_all(paths, args.short_side, args.workers)
+        decode_seconds = min(decode_seconds, seconds)
+        seconds, stage_frames = preprocess_all(source, work / "cache.zarr", args.short_side, args.workers)
+        stage_seconds = min(stage_seconds, seconds)
+        seconds, _ = preprocess_all(source, work / "light.zarr", args.short_side, args.workers, frames=False)
+        light_seconds = min(light_seconds, seconds)
+    assert decode_frames == stage_frames
+    preprocess_all(source, work / "chunk1.zarr", args.short_side, args.workers, frame_chunk=1)
+    (cached, cached_1), decoded = clip_reads([work / "cache.zarr", work / "chunk1.zarr"], source, args.clips, 16, 2,
+                                             args.short_side, seed=0)
+    parts = stage_breakdown(paths[: min(len(paths), 8)], args.short_side)
+
+    print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}; "
+          f"{len(paths)} videos of {args.frames} frames at {args.width}x{args.height} ({args.codec}), "
+          f"short side {args.short_side}, {args.workers} workers\n")
+    total = sum(parts.values())
+    print("| part of the stage, per video, 1 process | ms | share |")
+    print("| --- | --- | --- |")
+    for name, seconds in parts.items():
+        print(f"| {name} | {seconds * 1e3:.0f} | {seconds / total:.0%} |")
+    print()
+    print("| stage | seconds | frames/s | vs decode alone |")
+    print("| --- | --- | --- | --- |")
+    print(f"| decord decode alone | {decode_seconds:.2f} | {decode_frames / decode_seconds:.0f} | 1.00x |")
+    print(f"| fame preprocess (decode + masks + write) | {stage_seconds:.2f} | {stage_frames / stage_seconds:.0f} | "
+          f"{decode_seconds / stage_seconds:.2f}x |")
+    print(f"| fame preprocess --no-frames | {light_seconds:.2f} | {stage_frames / light_seconds:.0f} | "
+          f"{decode_seconds / light_seconds:.2f}x |")
+    print()
+    print("| random 16-frame clip, stride 2 | clips/s | speed-up |")
+    print("| --- | --- | --- |")
+    print(f"| decord from the source video | {args.clips / decoded:.1f} | 1.0x |")
+    print(f"| fame cache, 8-frame chunks (default): frames + soft mask | {args.clips / cached:.1f} | {decoded / cached:.1f}x |")
+    print(f"| fame cache, 1-frame chunks: frames + soft mask | {args.clips / cached_1:.1f} | {decoded / cached_1:.1f}x |")
+    print()
+    n = len(paths)
+    print("| bytes per video | KB |")
+    print("| --- | --- |")
+    print(f"| source (MPEG-4 AVI, {args.width}x{args.height}) | {source_bytes / n / 1e3:.0f} |")
+    print(f"| cache with frames, 8-frame chunks (short side {args.short_side}) | {folder_bytes(work / 'cache.zarr') / n / 1e3:.0f} |")
+    print(f"| cache with frames, 1-frame chunks | {folder_bytes(work / 'chunk1.zarr') / n / 1e3:.0f} |")
+    print(f"| cache --no-frames (masks + metadata) | {folder_bytes(work / 'light.zarr') / n / 1e3:.1f} |")
+    print()
+    print("| frame codec | KB/frame | write MB/s (raw) | clip reads/s |")
+    print("| --- | --- | --- | --- |")
+    for name, kb, write, rate in codec_table(work / "cache.zarr"):
+        print(f"| {name} | {kb:.1f} | {write:.0f} | {rate:.0f} |")
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
