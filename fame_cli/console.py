@@ -20,7 +20,9 @@ def fail(message: str, code: int = 2):
     """One clear line and an exit status; no traceback."""
     import typer
 
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

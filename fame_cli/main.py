@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import info, preprocess, synth
+from . import info, preprocess, pretrain, synth
 
 app = typer.Typer(
     name="fame",
@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (synth, preprocess, info):
+for module in (synth, preprocess, info, pretrain):
     module.register(app)
 
 

@@ -129,7 +129,7 @@ def seed_regions(
     return fg.view_as(saliency), bg.view_as(saliency)
 
 
-def _rgb_to_hsv(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rgb_to_hsv(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RGB (B, 3, H, W in [0, 1]) to hue, saturation and value, each B, H, W in [0, 1].
 
     Same convention as ``skimage.color.rgb2hsv``: hue is a fraction of a turn, grey has hue 0.
@@ -160,7 +160,7 @@ def colour_ids(mean_frame: torch.Tensor, *, bins: int = 10) -> torch.Tensor:
     Hue is taken in turns (as the paper writes it). The authors' code feeds kornia's hue, which
     is in radians, to ``cos(2 pi h)``; we follow the paper's formula, not that slip.
     """
-    hue, saturation, value = _rgb_to_hsv(mean_frame)  # B, H, W each
+    hue, saturation, value = rgb_to_hsv(mean_frame)  # B, H, W each
     angle = math.tau * hue
     hue_x = (saturation * torch.cos(angle) + 1) / 2  # B, H, W in [0, 1]
     hue_y = (saturation * torch.sin(angle) + 1) / 2  # B, H, W in [0, 1]

@@ -1,0 +1,108 @@
+"""Checkpoints: written atomically, read safely, recognisable as ours.
+
+A checkpoint is a plain dict saved with ``torch.save``::
+
+    {"format": "fame-checkpoint", "version": 1, "kind": "pretrain",
+     "settings": {...}, "model": MoCo state dict, "optimizer": ..., "scheduler": ...,
+     "scaler": ..., "epoch": epochs finished, "step": optimizer steps done,
+     "rng": {...}, "metrics": {...}}
+
+It is written to a temporary file in the same folder, flushed to disk, and renamed over
+the target, so a kill at any moment leaves either the old file or the new one, never a
+torn one. It is read with ``torch.load(weights_only=True)``: tensors and plain Python
+types only, no code runs; anything else (a truncated file, another program's pickle, not a
+checkpoint at all) raises ``CheckpointError`` with one line saying what and where.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from pipelines.moco import backbone_state_dict as _backbone_of_moco_state
+
+FORMAT = "fame-checkpoint"
+VERSION = 1
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.pt"
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, damaged, or not one of ours."""
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / CHECKPOINTS
+
+
+def latest_path(run_dir: str | os.PathLike) -> Path:
+    return checkpoint_dir(run_dir) / LATEST
+
+
+def epoch_path(run_dir: str | os.PathLike, epoch: int) -> Path:
+    """``RUN/checkpoints/epoch_0010.pt``: the checkpoint after ``epoch`` finished epochs."""
+    return checkpoint_dir(run_dir) / f"epoch_{epoch:04d}.pt"
+
+
+def atomic_save(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+    return path
+
+
+def make_checkpoint(*, kind: str, settings: dict, **content) -> dict:
+    """The checkpoint dict: our header, then ``content`` (model, optimizer, epoch, ...)."""
+    return {"format": FORMAT, "version": VERSION, "kind": kind, "settings": settings, **content}
+
+
+def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, map_location="cpu") -> dict:
+    """Read a checkpoint written by ``atomic_save(make_checkpoint(...))`` (never runs code).
+
+    ``kind`` checks what it holds ("pretrain", ...). Raises ``CheckpointError`` for a
+    missing, truncated, corrupt or foreign file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint there")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # zip/pickle errors of many kinds: truncated, corrupt, unsafe content
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first_line}") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a fame checkpoint (no {FORMAT!r} header)")
+    if checkpoint.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')!r}, this fame reads {VERSION}")
+    if kind is not None and checkpoint.get("kind") != kind:
+        raise CheckpointError(f"{path}: a {checkpoint.get('kind')!r} checkpoint, expected {kind!r}")
+    return checkpoint
+
+
+def backbone_state_dict(checkpoint_or_state: dict) -> dict[str, torch.Tensor]:
+    """The pretrained backbone's weights with the backbone's own key names (no ``encoder_q.``
+    prefix, no projection head ``fc.*``), from a checkpoint dict or a MoCo state dict."""
+    is_checkpoint = checkpoint_or_state.get("format") == FORMAT
+    state = checkpoint_or_state["model"] if is_checkpoint else checkpoint_or_state
+    backbone = _backbone_of_moco_state(state)
+    if not backbone:
+        raise CheckpointError("no MoCo query encoder (encoder_q.*) in this checkpoint")
+    return backbone
