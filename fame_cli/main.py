@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import info, preprocess, pretrain, synth
+from . import evaluate, info, preprocess, pretrain, synth
 
 app = typer.Typer(
     name="fame",
@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (synth, preprocess, info, pretrain):
+for module in (synth, preprocess, info, pretrain, evaluate):
     module.register(app)
 
 

@@ -1,0 +1,130 @@
+"""``fame evaluate``: the paper's downstream protocols (and a background-bias score)."""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pipelines.cache import CacheError
+from pipelines.checkpoint_formats import CheckpointFormatError
+from pipelines.checkpoints import CheckpointError
+from pipelines.evaluate import PROTOCOLS, EvaluateError, EvaluateSettings, read_config, run_evaluate
+
+from .console import console, fail, out, progress_bar
+
+
+class StageProgress:
+    """One progress bar per stage (each epoch, each test pass) of ``run_evaluate``."""
+
+    def __init__(self):
+        self.stack, self.stage, self.update = ExitStack(), None, None
+
+    def __call__(self, stage: str, done: int, total: int, **fields) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.update = self.stack.enter_context(progress_bar(stage, total, *fields))
+        self.update(done, total=total, **fields)
+
+    def close(self) -> None:
+        self.stack.close()
+        self.stack = ExitStack()
+
+
+def metrics_table(result: dict) -> Table:
+    """The metrics, and with --bg-swap the swapped set's and the gap, in percent."""
+    swap = result.get("bg_swap")
+    table = Table(title=f"{result['protocol']} on {Path(result['dataset']['cache']).name} (fold {result['fold']})")
+    table.add_column("metric")
+    table.add_column("normal", justify="right")
+    if swap:
+        table.add_column("bg swap", justify="right")
+        table.add_column("gap", justify="right")
+    names = list(result["metrics"]) + [k for k in (swap or {}).get("metrics", {}) if k not in result["metrics"]]
+    for name in names:
+        row = [name, _percent(result["metrics"].get(name))]
+        if swap:
+            row += [_percent(swap["metrics"].get(name)), _percent(swap["gap"].get(name))]
+        table.add_row(*row)
+    return table
+
+
+def _percent(value) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def evaluate(
+    cache: Path = typer.Option(..., "--cache", help="Zarr cache written by `fame preprocess` (labelled)."),
+    checkpoint: str | None = typer.Option(
+        None, help="Weights: our checkpoint, a pretrain run directory (its latest), an official FAME release or a torchvision state dict."
+    ),
+    protocol: str | None = typer.Option(None, help=f"{'|'.join(PROTOCOLS)}"),
+    fold: int | None = typer.Option(None, help="Official split (train<fold>/test<fold>). \\[default: 1]"),
+    output: Path | None = typer.Option(None, help="Metrics JSON. \\[default: RUN_DIR/metrics.json]"),
+    run_dir: Path | None = typer.Option(None, help="Run directory. \\[default: runs/evaluate-PROTOCOL-foldN]"),
+    clips_per_video: int | None = typer.Option(None, help="Uniform test clips per video. \\[default: 10]"),
+    epochs: int | None = typer.Option(None, help="Training epochs (0: test a saved classifier). \\[default: 150 finetune, 100 linear]"),
+    arch: str | None = typer.Option(None, help="Backbone. \\[default: the checkpoint's]"),
+    clip_len: int | None = typer.Option(None, help="Frames per clip. \\[default: the checkpoint's, else 16]"),
+    stride: int | None = typer.Option(None, help="Temporal stride. \\[default: the checkpoint's, else 2]"),
+    crop: int | None = typer.Option(None, help="Clip side. \\[default: the checkpoint's, else 112 (I3D 224)]"),
+    batch_size: int | None = typer.Option(None, help="Training clips per process and step. \\[default: 32]"),
+    lr: float | None = typer.Option(None, help="Learning rate. \\[default: 0.025 finetune, 30 linear]"),
+    workers: int | None = typer.Option(None, help="DataLoader workers. \\[default: 4]"),
+    config: Path | None = typer.Option(None, help="TOML recipe (\\[evaluate] table); options given here win."),
+    bg_swap: bool | None = typer.Option(
+        None, "--bg-swap/--no-bg-swap", help="Also test foregrounds merged onto other videos' backgrounds; report the gap."
+    ),
+    save_features: Path | None = typer.Option(None, help="Save per-video features to this .npz."),
+    seed: int | None = typer.Option(None, help="Seed of initialisation, sampling, augmentation. \\[default: 0]"),
+    device: str | None = typer.Option(None, help="auto|cpu|cuda|cuda:N. \\[default: auto]"),
+    resume: bool | None = typer.Option(None, "--resume/--no-resume", help="Continue the run in --run-dir."),
+    source: Path | None = typer.Option(None, help="Videos of a --no-frames cache, if moved since preprocessing."),
+) -> None:
+    """Evaluate a checkpoint with the paper's protocols: finetune, linear, retrieval or knn.
+
+    Writes a metrics JSON (docs/evaluation.md), files beside it (confusion matrix, per-class
+    accuracy, retrieval neighbours) and, for finetune/linear, a resumable run directory.
+    Run it under torchrun to fine-tune on several GPUs.
+
+    Example: fame evaluate --cache ucf101.zarr --checkpoint runs/pretrain --protocol retrieval --bg-swap
+    """
+    given = {
+        "cache": str(cache), "checkpoint": checkpoint, "protocol": protocol, "fold": fold,
+        "output": str(output) if output else None, "run_dir": str(run_dir) if run_dir else None,
+        "clips_per_video": clips_per_video, "epochs": epochs, "arch": arch, "clip_len": clip_len, "stride": stride,
+        "crop": crop, "batch_size": batch_size, "lr": lr, "workers": workers, "bg_swap": bg_swap,
+        "save_features": str(save_features) if save_features else None, "seed": seed, "device": device,
+        "resume": resume, "source": str(source) if source else None,
+    }
+    progress = StageProgress()
+    try:
+        values = read_config(config) if config else {}
+        values.update({k: v for k, v in given.items() if v is not None})
+        if "protocol" not in values:
+            fail(f"choose a --protocol: {', '.join(PROTOCOLS)}")
+        result = run_evaluate(EvaluateSettings(**values), progress=progress, log=lambda line: console.print(line, soft_wrap=True))
+    except (EvaluateError, CacheError, CheckpointFormatError, CheckpointError, ValueError) as error:
+        fail(str(error))
+    finally:
+        progress.close()
+    loaded = result["checkpoint"]
+    console.print(
+        f"checkpoint {loaded['path']} ({loaded['format']}): {loaded['loaded']} keys loaded, "
+        f"{loaded['missing']} missing, {loaded['ignored']} ignored", soft_wrap=True,
+    )
+    if loaded["missing"]:
+        console.print(f"[yellow]missing (left at their initial values):[/] {', '.join(loaded['missing_keys'])}", soft_wrap=True)
+    console.print("settings: " + json.dumps(result["settings"]), soft_wrap=True)
+    out.print(metrics_table(result))
+    counts = result["counts"]
+    console.print(f"{counts['videos']} test videos, {counts['clips']} clips; metrics in {result['settings']['output']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+

@@ -1,0 +1,104 @@
+"""The background-swap test set behind ``fame evaluate --bg-swap``: a direct score of how
+much a model's predictions rest on the static background.
+
+Each test video keeps its moving foreground and takes the background of another test
+video: FAME's merge (step 6, ``x_fused = x[perm] * (1 - M) + x * M``) applied at test time,
+with the pairing fixed by a seeded derangement of the test videos, so no video keeps its
+own background and every run swaps the same pairs. The clips are the usual test clips
+(``num_clips`` uniformly spaced, centre crop); clip j of a video is merged with clip j of
+its partner. The mask ``M`` of each clip is the cache's soft foreground map of that clip's
+window, taken through the same centre crop and resize as the frames, then binarised to
+its top ``beta`` share (the paper's "portion of the foreground", 0.5), exactly as
+pretraining binarises per crop.
+
+A model that recognises the action from its motion keeps its accuracy on the swapped set;
+one that recognises the scene loses it (and tends to predict the partner's class). The
+score is ``gap = metric(normal) - metric(swapped)``. As in FAME's own merge, whatever lies
+outside the mask comes from the partner clip as it is, including any motion there.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pipelines.clips import ClipDataset, center_crop_box, crop_resize_map, uniform_clip_indices
+from pipelines.fame import random_derangement, select_foreground
+
+BETA = 0.5  # share of each crop kept as foreground (the paper's default)
+SWAP_SEED = 0  # seed of the pairing, so every run and every process swaps the same pairs
+
+
+def swap_partners(n: int, *, seed: int = SWAP_SEED) -> np.ndarray:
+    """``partners[i]``: the video whose background video ``i`` gets; a derangement of
+    ``range(n)`` drawn from ``seed`` (identity for a single video)."""
+    generator = torch.Generator().manual_seed(seed)
+    return random_derangement(n, generator=generator).numpy()
+
+
+def merge_binary(foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Step 6 with a binary ``M``: ``background * (1 - M) + foreground * M``, exact on uint8.
+
+    ``foreground``/``background`` N, C, T, S, S (any dtype), ``mask`` bool N, S, S. Equals
+    ``pipelines.fame.merge_foreground_background`` on the pair, without the float round trip.
+    """
+    return torch.where(mask[:, None, None], foreground, background)  # N, C, T, S, S
+
+
+class SwappedClipDataset(Dataset):
+    """The test clips of ``video_ids`` with their foregrounds merged onto the backgrounds
+    of ``partners`` (indices into ``video_ids``).
+
+    Items are ``{"clips": uint8 num_clips, 3, T, S, S, "label": the foreground video's
+    label, "index", "partner"}``, the layout of ``ClipDataset(mode="test")``.
+    """
+
+    def __init__(
+        self,
+        cache_path: str | os.PathLike,
+        video_ids: list[str],
+        partners,
+        *,
+        clip_len: int,
+        stride: int,
+        crop: int,
+        num_clips: int = 10,
+        beta: float = BETA,
+        source: str | os.PathLike | None = None,
+    ):
+        if len(partners) != len(video_ids):
+            raise ValueError(f"{len(partners)} partners for {len(video_ids)} videos")
+        self.clips = ClipDataset(
+            cache_path, video_ids, clip_len=clip_len, stride=stride, crop=crop, mode="test",
+            num_clips=num_clips, with_masks=False, source=source,
+        )
+        self.partners = [int(p) for p in partners]
+        self.beta = beta
+
+    def __len__(self) -> int:
+        return len(self.partners)
+
+    def foreground_masks(self, index: int) -> torch.Tensor:
+        """Binary masks of video ``index``'s test clips: bool num_clips, S, S."""
+        clips, reader = self.clips, self.clips.reader
+        video_id = clips.video_ids[index]
+        info = reader.info(video_id)
+        frame_shape = (info["height"], info["width"])
+        box = center_crop_box(*frame_shape, size=clips.crop)
+        soft = [
+            crop_resize_map(reader.soft_mask(video_id, indices), box, clips.crop, flip=False, frame_shape=frame_shape)
+            for indices in uniform_clip_indices(
+                info["num_frames"], clip_len=clips.clip_len, stride=clips.stride, num_clips=clips.num_clips
+            )
+        ]
+        return select_foreground(torch.stack(soft), beta=self.beta)  # num_clips, S, S
+
+    def __getitem__(self, index: int) -> dict:
+        own = self.clips[index]
+        partner = self.partners[index]
+        background = self.clips[partner]["clips"]  # num_clips, 3, T, S, S
+        merged = merge_binary(own["clips"], background, self.foreground_masks(index))
+        return {"clips": merged, "label": own["label"], "index": index, "partner": partner}
