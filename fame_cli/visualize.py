@@ -1,0 +1,76 @@
+"""``fame visualize-masks``: contact sheets, animations and an HTML page of the masks and merged clips."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+from pipelines.cache import CacheError
+from pipelines.video import VideoError
+from pipelines.visualize import FORMATS, VisualizeSettings, run_visualize
+
+from .console import console, fail, progress_bar
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def visualize_masks(
+    cache: Path = typer.Option(..., "--cache", help="The cache written by `fame preprocess`."),
+    output: Path = typer.Option(..., "--output", help="Folder for index.html, the pictures and the reports."),
+    videos: list[str] = typer.Option([], "--videos", help="Video ids or paths below the dataset root "
+                                     "(repeat the option, or separate with commas). Default: a sample."),
+    sample: int = typer.Option(16, help="Without --videos: how many videos to draw, spread over the classes."),
+    split: str = typer.Option("all", help="Draw the sample from this split (train, test, ...; all: every video)."),
+    fold: int = typer.Option(1, help="Fold of the split on datasets with several (UCF101, HMDB51)."),
+    output_format: str = typer.Option("gif", "--format",
+                                      help=f"{'|'.join(FORMATS)}: contact sheets only, or also an animation."),
+    beta: float = typer.Option(0.5, help="Share of the frame kept as foreground (FAME's beta)."),
+    seed: int = typer.Option(0, help="Seed of the sample and of which video lends its background to which."),
+    clip_len: int | None = typer.Option(None, help="Frames per clip (default: the cache's mask window)."),
+    stride: int | None = typer.Option(None, help="Frames between clip frames (default: the cache's mask stride)."),
+    columns: int = typer.Option(6, help="Frames per row of a contact sheet."),
+    ground_truth: Path | None = typer.Option(None, help="Folder of true foreground masks (see docs/visualize.md); "
+                                             "default: found automatically for `fame synth` data."),
+    checkpoint: Path | None = typer.Option(None, help="A checkpoint (ours, an official FAME release or a state "
+                                          "dict): adds the encoder's activation maps."),
+    device: str = typer.Option("auto", help="Where the encoder runs: auto|cpu|cuda."),
+    source: Path | None = typer.Option(None, help="Where a --no-frames cache's videos are now, if moved."),
+) -> None:
+    """Show the soft maps, the binary masks at beta and the FAME-merged clips of some videos.
+
+    Writes a PNG contact sheet and a GIF or MP4 per video, and index.html showing them all
+    with mask statistics; report.json; with ground truth, mask_quality.json.
+
+    Example: fame visualize-masks --cache ucf101.zarr --output masks --sample 16
+    """
+    names = tuple(name.strip() for value in videos for name in value.split(",") if name.strip())
+    settings = VisualizeSettings(
+        cache=str(cache), output=str(output), videos=names, sample=sample, split=split, fold=fold,
+        format=output_format, beta=beta, seed=seed, clip_len=clip_len, stride=stride, columns=columns,
+        ground_truth=str(ground_truth) if ground_truth else None,
+        checkpoint=str(checkpoint) if checkpoint else None, device=device, source=str(source) if source else None,
+    )
+    console.print("settings: " + json.dumps(asdict(settings)), soft_wrap=True)
+    try:
+        with progress_bar("visualize", 0) as update:
+            report = run_visualize(settings, progress=lambda done, total: update(done, total=total))
+    except (CacheError, VideoError, ValueError) as error:  # a checkpoint's errors are ValueErrors
+        fail(str(error))
+    for skipped in report["skipped"]:
+        console.print(f"[red]x[/] {skipped['video_id']}: {skipped['reason']}", soft_wrap=True)
+    quality = report["mask_quality"]
+    if quality:
+        mean = quality["mean"]
+        console.print(f"mask quality over {quality['videos']} video(s): mean ROC-AUC {_number(mean['roc_auc'])}, "
+                      f"mean truth kept at beta {_number(mean['foreground_kept'])}", soft_wrap=True)
+    console.print(f"{len(report['videos'])} video(s) in {report['seconds']:.1f}s: open {report['index']}",
+                  soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("visualize-masks")(visualize_masks)
