@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import evaluate, info, preprocess, pretrain, synth, visualize
+from . import demo, evaluate, info, preprocess, pretrain, synth, visualize
 
 app = typer.Typer(
     name="fame",
@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (synth, preprocess, info, pretrain, evaluate, visualize):
+for module in (synth, preprocess, info, pretrain, evaluate, visualize, demo):
     module.register(app)
 
 

@@ -208,7 +208,7 @@ class CacheReader:
     >>> soft = cache.soft_mask(vid, range(0, 32, 2))             # H,W uint8
     """
 
-    def __init__(self, path: str | os.PathLike, *, source: str | os.PathLike | None = None, open_arrays: int = 64):
+    def __init__(self, path: str | os.PathLike, *, source: str | os.PathLike | None = None, open_arrays: int = 4096):
         self.path = Path(path)
         root_attrs = _attrs_of(self.path)
         if root_attrs is None:
