@@ -104,10 +104,13 @@ def open_for_writing(path: str | os.PathLike, *, settings: dict, dataset: dict):
             raise CacheError(
                 f"{path}: was made with other settings ({detail}); rerun with the same options or use a new --cache"
             )
-    root = zarr.open_group(str(path), mode="a", zarr_format=3)
     wanted = {"fame_cache": {"format_version": FORMAT_VERSION}, "settings": settings, "dataset": dataset}
-    if existing != wanted:
-        root.attrs.update(wanted)
+    if existing is None:  # one write: a reader never sees a root without its attributes
+        root = zarr.create_group(str(path), zarr_format=3, attributes=wanted, overwrite=True)
+    else:
+        root = zarr.open_group(str(path), mode="a", zarr_format=3)
+        if {k: existing.get(k) for k in wanted} != wanted:
+            root.attrs.update(wanted)
     for name in (VIDEOS, ERRORS):
         if not (path / name / "zarr.json").exists():
             root.require_group(name)

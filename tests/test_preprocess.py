@@ -198,7 +198,10 @@ def test_sigkill_mid_run_then_resume_equals_single_run(synth_dataset, tmp_path):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while time.time() < deadline and process.poll() is None:
-            done = len(open_cache(cache).video_ids) if (cache / "zarr.json").exists() else 0
+            try:
+                done = len(open_cache(cache).video_ids)
+            except CacheError:  # not created yet
+                done = 0
             if done >= 1 + killed_mid_run * 3:
                 break
             time.sleep(0.005)
