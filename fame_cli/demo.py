@@ -8,14 +8,14 @@ import typer
 
 from pipelines.demo import DemoSettings, run_demo
 
-from .console import console, out
+from .console import console
 
 
 def demo(
     out_dir: Path = typer.Option(Path("demo-output"), "--out", help="Folder for data, cache, runs and results."),
     seed: int = typer.Option(0, help="Seeds the data, both pretraining runs and the evaluations."),
-    videos_per_class: int = typer.Option(24, help="Synthetic videos per class (5 classes)."),
-    epochs: int | None = typer.Option(None, help="Pretraining epochs (default: the synth_small recipe's)."),
+    videos_per_class: int = typer.Option(40, help="Synthetic videos per class (5 classes)."),
+    epochs: int = typer.Option(40, help="Pretraining epochs of each variant."),
     device: str = typer.Option("auto", help="auto|cpu|cuda"),
 ) -> None:
     """Synthesise data, preprocess, pretrain MoCo and MoCo + FAME, evaluate both, draw the masks, compare.
@@ -29,7 +29,7 @@ def demo(
     settings = DemoSettings(out_dir=str(out_dir), seed=seed, videos_per_class=videos_per_class, epochs=epochs,
                             device=device)
     result = run_demo(settings, log=lambda line: console.print(line, highlight=False, markup=False))
-    out.print(result["table"], markup=False)
+    print(result["table"], flush=True)  # plain: a Markdown table must not be re-wrapped
     for name, path in result["files"].items():
         console.print(f"{name}: {path}", markup=False)
 

@@ -41,11 +41,11 @@ class DemoSettings:
     out_dir: str = "demo-output"  # everything goes here: data, cache, runs, masks, results
     seed: int = 0  # seeds the data, both pretraining runs and the evaluations
     classes: int = 5  # motion classes of the synthetic data
-    videos_per_class: int = 24  # videos per class
+    videos_per_class: int = 40  # videos per class (a quarter of them are test videos)
     frames: int = 48  # frames per video
     short_side: int = 64  # cache resolution (the demo's crops are 56 pixels)
     recipe: str = "synth_small"  # the pretraining recipe both variants use
-    epochs: int | None = None  # pretraining epochs; None: the recipe's
+    epochs: int | None = 40  # pretraining epochs (each ~9 steps of 16 videos); None: the recipe's
     linear_epochs: int = 30  # linear probe epochs
     clips_per_video: int = 4  # test clips per video in evaluation
     workers: int = max(1, min(4, os.cpu_count() or 1))  # preprocessing processes

@@ -93,6 +93,9 @@ class PretrainSettings:
     crop: int = 112  # side of the random resized crop, in pixels
     fame: bool = True  # merge the query's foreground with another clip's background; False: MoCo baseline
     beta: float = 0.5  # share of each cropped query kept as foreground ("portion of the foreground")
+    grayscale_p: float = 0.2  # per clip, after FAME: probability of grayscale (paper: 0.2)
+    jitter_p: float = 0.8  # per clip: probability of colour jitter (0.4, 0.4, 0.4, 0.1) (paper: 0.8)
+    blur_p: float = 0.5  # per clip: probability of Gaussian blur, sigma in [0.1, 2] (paper: 0.5)
     queue: int = 65536  # MoCo negatives K (paper: 65536 on Kinetics-400, 2048 on UCF101)
     moco_dim: int = 128  # output size of the projection head
     momentum: float = 0.999  # m of the key encoder's momentum update
@@ -132,6 +135,9 @@ class PretrainSettings:
             problems.append(f"max_steps_per_epoch must be at least 1, got {self.max_steps_per_epoch}")
         if not 0 < self.beta < 1:
             problems.append(f"beta must lie in (0, 1), got {self.beta}")
+        for name in ("grayscale_p", "jitter_p", "blur_p"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"{name} is a probability and must lie in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.momentum < 1:
             problems.append(f"momentum must lie in [0, 1), got {self.momentum}")
         if self.lr <= 0 or self.temperature <= 0:
@@ -414,7 +420,8 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(self.model, settings, steps_per_epoch)
         use_scaler = settings.amp and device.type == "cuda" and autocast_dtype(device) == torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-        self.augment = ClipAugment().to(device)
+        self.augment = ClipAugment(grayscale_p=settings.grayscale_p, jitter_p=settings.jitter_p,
+                                   blur_p=settings.blur_p).to(device)
         self.generator = torch.Generator(device=device)  # merge permutations and augmentations
         self.trained = self.model
         if distributed.world_size() > 1:

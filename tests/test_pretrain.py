@@ -212,10 +212,14 @@ def test_corrupt_checkpoint_gives_a_clear_error_and_is_never_overwritten(cache, 
 def test_shipped_recipes_load_and_resolve():
     assert {"ucf101_r2plus1d_112", "k400_i3d_224", "ucf101_i3d_224", "synth_small"} <= set(available_recipes())
     for name in available_recipes():
-        settings = resolve_settings(load_recipe(name), {"cache": "c.zarr", "run_dir": "run"})
-        assert settings.recipe == f"{name}@1"
+        recipe = load_recipe(name)
+        settings = resolve_settings(recipe, {"cache": "c.zarr", "run_dir": "run"})
+        assert settings.recipe == f"{name}@{recipe.version}"
     k400 = resolve_settings(load_recipe("k400_i3d_224"), {"cache": "c", "run_dir": "r"})
     assert (k400.arch, k400.crop, k400.queue, k400.use_mlp, k400.lr) == ("i3d", 224, 65536, False, 0.01)
+    assert (k400.grayscale_p, k400.jitter_p, k400.blur_p) == (0.2, 0.8, 0.5)  # the paper's augmentations
+    demo = resolve_settings(load_recipe("synth_small"), {"cache": "c", "run_dir": "r"})
+    assert (demo.grayscale_p, demo.jitter_p) == (0.0, 0.0)  # the demo's documented departure
 
 
 def test_command_line_wins_over_the_recipe_which_wins_over_defaults(cache, tmp_path):
