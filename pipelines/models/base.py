@@ -5,17 +5,19 @@ and implements ``feature_maps``. The classifier is always called ``fc`` so heads
 swapped uniformly: MoCo puts its projection head there, evaluation a new linear classifier.
 """
 
+from abc import ABC, abstractmethod
+
 from torch import Tensor, nn
 
 
-class VideoBackbone(nn.Module):
+class VideoBackbone(nn.Module, ABC):
     """A 3D CNN on clips ``B, 3, T, H, W``; ``fc`` is the (replaceable) classifier."""
 
     feature_dim: int  # channels of feature_maps, the input size of fc
 
+    @abstractmethod
     def feature_maps(self, x: Tensor) -> Tensor:
         """Output of the last conv block, ``B, feature_dim, T', H', W'``."""
-        raise NotImplementedError
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Globally average-pooled features before the classifier, ``B, feature_dim``."""
