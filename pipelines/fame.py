@@ -83,13 +83,33 @@ def _blur_and_normalise(maps: torch.Tensor, kernel_size: int | None) -> torch.Te
     return min_max_normalise(gaussian_blur(maps, kernel_size))  # B, H, W
 
 
+def _largest(flat: torch.Tensor, count: int) -> torch.Tensor:
+    """True on the ``count`` largest values of each row; ties go to the earlier pixel.
+
+    The same pixels as the first ``count`` of a stable descending sort, found in linear
+    time: the count-th largest value by ``kthvalue``, then ties taken in row-major order.
+    """
+    pixels = flat.shape[1]
+    if count <= 0:
+        return torch.zeros_like(flat, dtype=torch.bool)
+    if count >= pixels:
+        return torch.ones_like(flat, dtype=torch.bool)
+    threshold = torch.kthvalue(flat, pixels - count + 1, dim=1, keepdim=True).values  # B, 1
+    above = flat > threshold
+    ties = flat == threshold
+    wanted = count - above.sum(dim=1, keepdim=True)  # B, 1: how many ties still to take
+    return above | (ties & (torch.cumsum(ties, dim=1) <= wanted))
+
+
+def _smallest(flat: torch.Tensor, count: int) -> torch.Tensor:
+    """True on the ``count`` smallest values of each row; ties go to the later pixel (the
+    last ``count`` of a stable descending sort)."""
+    return _largest(-flat.flip(1), count).flip(1)
+
+
 def _top_k_mask(values: torch.Tensor, counts: int) -> torch.Tensor:
     """True on the ``counts`` largest pixels of each map; ties go to the earlier pixel (row-major)."""
-    flat = values.flatten(1)  # B, H*W
-    order = torch.argsort(flat, dim=1, descending=True, stable=True)  # B, H*W
-    mask = torch.zeros_like(flat, dtype=torch.bool)
-    mask.scatter_(1, order[:, :counts], True)
-    return mask.view_as(values)  # B, H, W
+    return _largest(values.flatten(1), counts).view_as(values)  # B, H, W
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,17 +135,14 @@ def seed_regions(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 2: the top 50% of pixels by motion are foreground seeds, the bottom 10% background.
 
-    Counts are ``int(fraction * H * W)`` as in the authors' code. Pixels are ranked once,
-    ties going to the earlier pixel, so the two seed sets never overlap when the fractions
+    Counts are ``int(fraction * H * W)`` as in the authors' code. Pixels are ranked as by one
+    stable sort, ties going to the earlier pixel, so the two seed sets never overlap when the fractions
     sum to at most 1 (even on a motionless clip). Returns two bool B, H, W masks.
     """
     pixels = saliency.shape[-2] * saliency.shape[-1]
     flat = saliency.flatten(1)  # B, H*W
-    order = torch.argsort(flat, dim=1, descending=True, stable=True)  # B, H*W
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(pixels, device=saliency.device).expand_as(order))
-    fg = rank < int(fg_fraction * pixels)  # B, H*W
-    bg = rank >= pixels - int(bg_fraction * pixels)  # B, H*W
+    fg = _largest(flat, int(fg_fraction * pixels))  # B, H*W
+    bg = _smallest(flat, int(bg_fraction * pixels))  # B, H*W
     return fg.view_as(saliency), bg.view_as(saliency)
 
 

@@ -405,3 +405,15 @@ def test_video_soft_maps_equal_per_window_soft_maps(frames, kwargs, texture):
     map_kwargs = {"kernel_size": kwargs["kernel_size"]} if "kernel_size" in kwargs else {}
     expected = per_window_maps(video, starts, window, stride, **map_kwargs)
     assert (maps.int() - expected.int()).abs().max() <= 1
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 50, 99, 100])
+def test_linear_time_selection_equals_a_stable_sort_with_many_ties(count):
+    from pipelines.fame import _largest, _smallest
+
+    values = torch.randint(0, 4, (3, 100)).float()  # heavy ties
+    order = torch.argsort(values, dim=1, descending=True, stable=True)
+    top = torch.zeros_like(values, dtype=torch.bool).scatter_(1, order[:, :count], True)
+    bottom = torch.zeros_like(values, dtype=torch.bool).scatter_(1, order[:, values.shape[1] - count:], True)
+    assert torch.equal(_largest(values, count), top)
+    assert torch.equal(_smallest(values, count), bottom if count else torch.zeros_like(bottom))
