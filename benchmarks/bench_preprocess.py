@@ -254,7 +254,8 @@ def main() -> None:
     n = len(paths)
     print("| bytes per video | KB |")
     print("| --- | --- |")
-    print(f"| source (MPEG-4 AVI, {args.width}x{args.height}) | {source_bytes / n / 1e3:.0f} |")
+    container = "H.264 MP4" if args.codec == "h264" else "MPEG-4 AVI"
+    print(f"| source ({container}, {args.width}x{args.height}) | {source_bytes / n / 1e3:.0f} |")
     print(f"| cache with frames, 8-frame chunks (short side {args.short_side}) | {folder_bytes(work / 'cache.zarr') / n / 1e3:.0f} |")
     print(f"| cache with frames, 1-frame chunks | {folder_bytes(work / 'chunk1.zarr') / n / 1e3:.0f} |")
     print(f"| cache --no-frames (masks + metadata) | {folder_bytes(work / 'light.zarr') / n / 1e3:.1f} |")
