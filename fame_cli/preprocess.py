@@ -63,6 +63,9 @@ def preprocess(
         with progress_bar("preprocess", 0, "speed") as update:
             def on_video(result, finished, total):
                 nonlocal frame_count
+                if result is None:
+                    update(finished, total=total, speed="")
+                    return
                 frame_count += result.frames
                 if result.status == "error":
                     console.print(f"[red]x[/] {result.path}: {result.reason}", soft_wrap=True)

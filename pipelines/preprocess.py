@@ -83,7 +83,7 @@ class PreprocessSummary:
         return bool(self.errors or self.problems)
 
 
-ProgressCallback = Callable[[VideoResult, int, int], None]  # (result, finished so far, total)
+ProgressCallback = Callable[[VideoResult | None, int, int], None]  # (result or None at start, finished, total)
 
 
 def shard_from_environment() -> tuple[int, int] | None:
@@ -202,6 +202,8 @@ def run_preprocess(settings: PreprocessSettings, progress: ProgressCallback | No
     summary = PreprocessSummary(total=len(mine), skipped=len(mine) - len(todo), layout=index.layout,
                                 problems=list(index.problems))
     finished = summary.skipped
+    if progress:
+        progress(None, finished, summary.total)  # the total is known before the first video
 
     def record(result: VideoResult) -> None:
         nonlocal finished
