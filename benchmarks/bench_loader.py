@@ -60,7 +60,8 @@ class OnTheFlyPairs(Dataset):
         first = sample_clip_indices(info["num_frames"], clip_len=self.clip_len, stride=self.stride, rng=rng)
         second = sample_clip_indices(info["num_frames"], clip_len=self.clip_len, stride=self.stride, rng=rng,
                                      avoid_start=int(first[0]))
-        frames = read_clip(self._reader.source / info["path"], np.concatenate([first, second]), short_side=None)
+        frames = read_clip(self._reader.source / info["path"], np.concatenate([first, second]),
+                           size=(info["source_height"], info["source_width"]))  # native size, opened once
         views = []
         for clip in (frames[: self.clip_len], frames[self.clip_len :]):
             box = random_resized_crop_box(clip.shape[1], clip.shape[2], rng=rng)

@@ -99,7 +99,7 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def clip_reads(caches: list[Path], source: Path, clips: int, clip_len: int, stride: int, short_side: int, seed: int):
+def clip_reads(caches: list[Path], source: Path, clips: int, clip_len: int, stride: int, seed: int):
     """Seconds for the same `clips` random clips (frames + soft mask) from each cache, then from the source."""
     from pipelines.cache import open_cache
     from pipelines.video import read_clip
@@ -123,7 +123,8 @@ def clip_reads(caches: list[Path], source: Path, clips: int, clip_len: int, stri
     def from_source() -> float:
         started = time.perf_counter()
         for vid, indices in picks:
-            read_clip(source / reader.info(vid)["path"], indices, short_side=short_side)
+            info = reader.info(vid)  # decord opens the file once, at the known size
+            read_clip(source / info["path"], indices, size=(info["height"], info["width"]))
         return time.perf_counter() - started
 
     # one untimed pass each (file handles, allocator, page cache), then the best of two timed ones
@@ -225,7 +226,7 @@ def main() -> None:
     assert decode_frames == stage_frames
     preprocess_all(source, work / "chunk1.zarr", args.short_side, args.workers, frame_chunk=1)
     (cached, cached_1), decoded = clip_reads([work / "cache.zarr", work / "chunk1.zarr"], source, args.clips, 16, 2,
-                                             args.short_side, seed=0)
+                                             seed=0)
     parts = stage_breakdown(paths[: min(len(paths), 8)], args.short_side)
 
     print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}; "

@@ -303,7 +303,7 @@ class CacheReader:
         if not self.has_frames:
             from .video import read_clip
 
-            return read_clip(self.source / info["path"], indices, short_side=self.settings.get("short_side"))
+            return read_clip(self.source / info["path"], indices, size=(info["height"], info["width"]))
         return self._array(video_id, "frames").take(indices)  # decodes each needed chunk once
 
     def window_index(self, video_id: str, indices) -> int:

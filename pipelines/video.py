@@ -47,8 +47,8 @@ class VideoProbe:
     fps: float
     height: int  # decoded (resized) height
     width: int  # decoded (resized) width
-    source_height: int
-    source_width: int
+    source_height: int | None  # None when the file was opened at a given size without probing
+    source_width: int | None
 
 
 def resized_shape(height: int, width: int, short_side: int | None) -> tuple[int, int]:
@@ -69,8 +69,14 @@ def _import_decord():
     return decord
 
 
-def _open(path: str | os.PathLike, short_side: int | None, num_threads: int = 1):
-    """Open ``path`` with decord at the resized size; raise a VideoError when unusable."""
+def _open(path: str | os.PathLike, short_side: int | None, num_threads: int = 1,
+          size: tuple[int, int] | None = None):
+    """Open ``path`` with decord at the resized size; raise a VideoError when unusable.
+
+    With ``size`` = (height, width) known (the cache records it), the file is opened once at
+    that size; otherwise a first open finds the source size and, when resizing, a second
+    opens at the resized size.
+    """
     path = Path(path)
     if not path.exists():
         raise MissingVideoError(path, "file does not exist; check the path or the split file")
@@ -82,6 +88,11 @@ def _open(path: str | os.PathLike, short_side: int | None, num_threads: int = 1)
         raise EmptyVideoError(path, "file is empty (0 bytes); re-download or remove it")
     decord = _import_decord()
     try:
+        if size is not None:
+            reader = decord.VideoReader(str(path), width=size[1], height=size[0], num_threads=num_threads)
+            fps = float(reader.get_avg_fps())
+            probe = VideoProbe(len(reader), fps if np.isfinite(fps) and fps > 0 else 0.0, *size, None, None)
+            return reader, probe
         probe_reader = decord.VideoReader(str(path), num_threads=num_threads)
         source_height, source_width = probe_reader[0].shape[:2] if len(probe_reader) else (0, 0)
         fps = float(probe_reader.get_avg_fps())
@@ -146,9 +157,15 @@ def read_video(
     return frames, probe
 
 
-def read_clip(path: str | os.PathLike, indices, *, short_side: int | None = 128) -> np.ndarray:
-    """Decode only the frames ``indices`` of ``path``: len(indices),H,W,3 uint8."""
-    reader, probe = _open(path, short_side)
+def read_clip(
+    path: str | os.PathLike, indices, *, short_side: int | None = 128, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Decode only the frames ``indices`` of ``path``: len(indices),H,W,3 uint8.
+
+    Give ``size`` = (height, width) when it is known to open the file once (the training
+    hot path of ``--no-frames`` caches); else it follows from ``short_side``.
+    """
+    reader, probe = _open(path, short_side, size=size)
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size and (indices.min() < 0 or indices.max() >= probe.num_frames):
         raise TooShortError(path, f"asked for frame {int(indices.max())} of a {probe.num_frames}-frame video")
