@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .synth import unpack_ground_truth
+
 #: where ``fame synth`` writes its masks, beside the dataset root
 SYNTH_FOLDER = "ground_truth"
 
@@ -53,8 +55,7 @@ def _from_npz(path: Path, indices: np.ndarray) -> np.ndarray:
             raise GroundTruthError(f"{path}: has no array named 'mask'")
         mask = data["mask"]
         if "shape" in data:  # bit-packed, as fame synth writes it
-            shape = tuple(int(s) for s in data["shape"])
-            mask = np.unpackbits(mask, count=int(np.prod(shape))).reshape(shape)
+            mask = unpack_ground_truth(mask, data["shape"])
     if mask.ndim != 3:
         raise GroundTruthError(f"{path}: 'mask' must be T, H, W, got shape {mask.shape}")
     if indices.max() >= len(mask):

@@ -212,11 +212,16 @@ def ground_truth_path(out_dir: Path, relative_video_path: str) -> Path:
     return Path(out_dir) / "ground_truth" / Path(relative_video_path).with_suffix(".npz")
 
 
+def unpack_ground_truth(packed: np.ndarray, shape) -> np.ndarray:
+    """The T,H,W bool mask from its side-file form (``np.packbits`` of it, and its shape)."""
+    shape = tuple(int(s) for s in shape)
+    return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).astype(bool)
+
+
 def load_ground_truth(out_dir: Path, relative_video_path: str) -> np.ndarray:
     """The T,H,W bool ground-truth foreground of one synthetic video."""
     with np.load(ground_truth_path(out_dir, relative_video_path)) as data:
-        shape = tuple(data["shape"])
-        return np.unpackbits(data["mask"], count=int(np.prod(shape))).reshape(shape).astype(bool)
+        return unpack_ground_truth(data["mask"], data["shape"])
 
 
 def write_dataset(settings: SynthSettings, progress: Callable[[int, int], None] | None = None) -> Path:
