@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import json
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -158,12 +157,11 @@ def read_config(name_or_path: str | Path) -> dict:
     """Settings from the ``[evaluate]`` table of a recipe: a TOML file, or the name of a
     shipped recipe (``pipelines/recipes``, whose ``[settings]`` are pretraining's). Unknown
     keys are an error: a typo must not be silently ignored."""
-    from pipelines.recipes import recipe_path
+    from pipelines.recipes import RecipeError, read_recipe_file
 
     try:
-        path = recipe_path(name_or_path)
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError, UnicodeDecodeError) as error:  # RecipeError and TOMLDecodeError are ValueErrors
+        path, data = read_recipe_file(name_or_path)
+    except RecipeError as error:
         raise EvaluateError(f"{name_or_path}: cannot read the recipe: {error}") from None
     values = data.get("evaluate")
     if not isinstance(values, dict):

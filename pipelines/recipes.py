@@ -65,13 +65,18 @@ def recipe_path(name_or_path: str | os.PathLike) -> Path:
     raise RecipeError(f"no recipe {text!r}; shipped: {', '.join(available_recipes())} (or give a .toml path)")
 
 
-def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
-    """Read and check a recipe (unknown settings are refused, not ignored)."""
+def read_recipe_file(name_or_path: str | os.PathLike) -> tuple[Path, dict]:
+    """(path, parsed TOML) of a shipped recipe's name or a .toml file; RecipeError if unreadable."""
     path = recipe_path(name_or_path)
     try:
-        content = tomllib.loads(path.read_text(encoding="utf-8"))
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise RecipeError(f"{path}: not a readable TOML recipe ({error})") from None
+
+
+def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
+    """Read and check a recipe (unknown settings are refused, not ignored)."""
+    path, content = read_recipe_file(name_or_path)
     settings = content.get("settings", {})
     if not isinstance(settings, dict):
         raise RecipeError(f"{path}: [settings] must be a table")
