@@ -57,21 +57,26 @@ def _uniform(low: float, high: float, n: int, generator: torch.Generator | None,
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
 
+@dataclass(frozen=True)
+class AugmentStrengths:
+    """How often and how strongly each per-clip augmentation applies (the paper's values)."""
+
+    grayscale_p: float = 0.2  # share of clips turned grey
+    jitter_p: float = 0.8  # share of clips colour-jittered
+    brightness: float = 0.4  # brightness factor drawn in [1 - b, 1 + b]
+    contrast: float = 0.4  # contrast factor drawn in [1 - c, 1 + c]
+    saturation: float = 0.4  # saturation factor drawn in [1 - s, 1 + s]
+    hue: float = 0.1  # hue rotation drawn in [-h, h] turns
+    blur_p: float = 0.5  # share of clips blurred
+    blur_sigma: tuple[float, float] = (0.1, 2.0)  # blur sigma range in pixels
+
+
 def sample_augment_params(
-    batch: int,
-    *,
-    generator: torch.Generator | None = None,
-    grayscale_p: float = 0.2,
-    jitter_p: float = 0.8,
-    brightness: float = 0.4,
-    contrast: float = 0.4,
-    saturation: float = 0.4,
-    hue: float = 0.1,
-    blur_p: float = 0.5,
-    blur_sigma: tuple[float, float] = (0.1, 2.0),
+    batch: int, strengths: AugmentStrengths = AugmentStrengths(), *, generator: torch.Generator | None = None
 ) -> AugmentParams:
     """Draw the paper's augmentation parameters for ``batch`` clips (on the generator's device)."""
     device = generator.device if generator is not None else None
+    k = strengths
 
     def chosen(p: float) -> Tensor:
         return torch.rand(batch, generator=generator, device=device) < p  # B
@@ -80,17 +85,17 @@ def sample_augment_params(
         drawn = _uniform(centre - strength, centre + strength, batch, generator, device)
         return torch.where(keep, drawn, torch.full_like(drawn, centre))  # B
 
-    gray = chosen(grayscale_p)
-    jitter = chosen(jitter_p)
-    blur = chosen(blur_p)
+    gray = chosen(k.grayscale_p)
+    jitter = chosen(k.jitter_p)
+    blur = chosen(k.blur_p)
     return AugmentParams(
         grayscale=gray,
-        brightness=factor(brightness, jitter).clamp(min=0),
-        contrast=factor(contrast, jitter).clamp(min=0),
-        saturation=factor(saturation, jitter).clamp(min=0),
-        hue=factor(hue, jitter, centre=0.0),
+        brightness=factor(k.brightness, jitter).clamp(min=0),
+        contrast=factor(k.contrast, jitter).clamp(min=0),
+        saturation=factor(k.saturation, jitter).clamp(min=0),
+        hue=factor(k.hue, jitter, centre=0.0),
         jitter_order=torch.randperm(len(JITTER_OPERATIONS), generator=generator, device=device),
-        blur_sigma=torch.where(blur, _uniform(*blur_sigma, batch, generator, device), 0.0),
+        blur_sigma=torch.where(blur, _uniform(*k.blur_sigma, batch, generator, device), 0.0),
     )
 
 
@@ -208,38 +213,17 @@ def _on(params: AugmentParams, device: torch.device) -> AugmentParams:
 
 
 class ClipAugment(nn.Module):
-    """The post-FAME augmentations with the paper's hyperparameters; ``forward(clips,
+    """The post-FAME augmentations (``strengths``: the paper's by default); ``forward(clips,
     generator)`` takes uint8 (0..255) or float ([0, 1]) clips ``B, 3, T, H, W`` and returns
     normalised float32 clips."""
 
-    def __init__(
-        self,
-        *,
-        grayscale_p: float = 0.2,
-        jitter_p: float = 0.8,
-        brightness: float = 0.4,
-        contrast: float = 0.4,
-        saturation: float = 0.4,
-        hue: float = 0.1,
-        blur_p: float = 0.5,
-        blur_sigma: tuple[float, float] = (0.1, 2.0),
-        kernel_size: int | None = None,
-    ):
+    def __init__(self, strengths: AugmentStrengths = AugmentStrengths(), *, kernel_size: int | None = None):
         super().__init__()
-        self.sampling = dict(
-            grayscale_p=grayscale_p,  # share of clips turned grey
-            jitter_p=jitter_p,  # share of clips colour-jittered
-            brightness=brightness,  # brightness factor drawn in [1 - b, 1 + b]
-            contrast=contrast,  # contrast factor drawn in [1 - c, 1 + c]
-            saturation=saturation,  # saturation factor drawn in [1 - s, 1 + s]
-            hue=hue,  # hue rotation drawn in [-h, h] turns
-            blur_p=blur_p,  # share of clips blurred
-            blur_sigma=blur_sigma,  # blur sigma range in pixels
-        )
+        self.strengths = strengths  # probabilities and ranges of each augmentation
         self.kernel_size = kernel_size  # blur kernel; None: the FAME kernel of the crop
 
     def forward(self, clips: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if clips.dtype == torch.uint8:
             clips = clips.float() / 255
-        params = sample_augment_params(clips.shape[0], generator=generator, **self.sampling)
+        params = sample_augment_params(clips.shape[0], self.strengths, generator=generator)
         return augment_clips(clips, params, kernel_size=self.kernel_size)

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from pipelines import distributed
-from pipelines.augment import ClipAugment, normalise
+from pipelines.augment import AugmentStrengths, ClipAugment, normalise
 from pipelines.bg_swap import BETA, SWAP_SEED, SwappedClipDataset, swap_partners
 from pipelines.cache import CacheReader, open_cache
 from pipelines.checkpoint_formats import BackboneWeights, LoadReport, load_backbone, read_checkpoint
@@ -460,7 +460,7 @@ def _train_epoch(job: Job, net: nn.Module, loader: DataLoader, optimizer, scaler
     s = job.settings
     # The FAME code's fine-tuning augmentation: random grayscale and colour jitter (no blur);
     # its linear probe trains on crops and flips only.
-    augment = ClipAugment(blur_p=0.0) if s.protocol == "finetune" else None
+    augment = ClipAugment(AugmentStrengths(blur_p=0.0)) if s.protocol == "finetune" else None
     generator = torch.Generator(job.device).manual_seed(s.seed * 100_003 + epoch * 1_009 + distributed.rank())
     loss_sum, seen = 0.0, 0
     for step, batch in enumerate(loader, start=1):

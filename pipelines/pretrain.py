@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from pipelines import distributed
-from pipelines.augment import ClipAugment
+from pipelines.augment import AugmentStrengths, ClipAugment
 from pipelines.cache import VIDEOS, CacheError, open_cache
 from pipelines.checkpoints import (
     CheckpointError,
@@ -420,8 +420,8 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(self.model, settings, steps_per_epoch)
         use_scaler = settings.amp and device.type == "cuda" and autocast_dtype(device) == torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-        self.augment = ClipAugment(grayscale_p=settings.grayscale_p, jitter_p=settings.jitter_p,
-                                   blur_p=settings.blur_p).to(device)
+        self.augment = ClipAugment(AugmentStrengths(
+            grayscale_p=settings.grayscale_p, jitter_p=settings.jitter_p, blur_p=settings.blur_p)).to(device)
         self.generator = torch.Generator(device=device)  # merge permutations and augmentations
         self.trained = self.model
         if distributed.world_size() > 1:
