@@ -306,6 +306,11 @@ class CacheReader:
             return read_clip(self.source / info["path"], indices, size=(info["height"], info["width"]))
         return self._array(video_id, "frames").take(indices)  # decodes each needed chunk once
 
+    def has_masks(self, video_id: str) -> bool:
+        """Whether a finished video's soft masks are present (format 1 always writes them;
+        this catches a cache damaged by hand)."""
+        return (self.path / VIDEOS / video_id / "masks" / "zarr.json").is_file()
+
     def window_index(self, video_id: str, indices) -> int:
         """Which stored window serves the clip made of frames ``indices``."""
         from .fame import window_for_clip

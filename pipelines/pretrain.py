@@ -40,7 +40,7 @@ from torch import Tensor
 
 from pipelines import distributed
 from pipelines.augment import AugmentStrengths, ClipAugment
-from pipelines.cache import VIDEOS, CacheError, open_cache
+from pipelines.cache import CacheError, open_cache
 from pipelines.checkpoints import (
     CheckpointError,
     atomic_save,
@@ -249,7 +249,7 @@ def check_cache_fits(reader, settings: PretrainSettings, *, world: int) -> tuple
             f"use --crop {short_side} or less, or preprocess with --short-side {settings.crop} or more"
         )
     if settings.fame:
-        missing = [vid for vid in fits if not (reader.path / VIDEOS / vid / "masks" / "zarr.json").is_file()]
+        missing = [vid for vid in fits if not reader.has_masks(vid)]
         if missing:
             raise CacheError(
                 f"{reader.path}: {len(missing)} video(s) have no soft masks (e.g. {missing[0]}); "
