@@ -55,8 +55,13 @@ def init_process_group_from_env(device: torch.device) -> bool:
 
 
 def cleanup() -> None:
+    """Leave the process group, after every process got here: gloo aborts a process whose
+    peer tears the connection down while it is still finishing its last collective."""
     if is_distributed():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def barrier() -> None:

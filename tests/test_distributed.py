@@ -174,8 +174,10 @@ def worker(rank: int, port: int) -> None:
         check_collectives(rank)
         check_enqueue(rank)
         check_moco_steps(rank)
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        dist.destroy_process_group()  # no barrier: the other process may never arrive
+        raise
+    distributed.cleanup()
 
 
 def test_two_processes():
