@@ -7,6 +7,7 @@ detected from the environment variables it sets (RANK, WORLD_SIZE, LOCAL_RANK).
 shuffle across all processes, MoCo's "shuffling BN" (He et al. 2020, Sec. 3.3).
 """
 
+import gc
 import os
 
 import torch
@@ -58,6 +59,7 @@ def cleanup() -> None:
     """Leave the process group, after every process got here: gloo aborts a process whose
     peer tears the connection down while it is still finishing its last collective."""
     if is_distributed():
+        gc.collect()  # free unreachable DDP wrappers first: their reducers hold work on the group
         try:
             dist.barrier()
         finally:
