@@ -62,10 +62,15 @@ def gaussian_blur(maps: torch.Tensor, kernel_size: int, sigma: float | None = No
     taps = torch.exp(-(offsets**2) / (2 * sigma**2))
     taps = (taps / taps.sum()).tolist()  # k
     padded = F.pad(maps[:, None], (radius, radius, radius, radius), mode="reflect")[:, 0]  # B, H+2r, W+2r
-    # Separable convolution written as sums of shifted copies: on CPU this is several times
-    # faster than conv2d for one-channel maps, and it runs unchanged on any device.
-    rows = sum(tap * padded[:, :, i : i + width] for i, tap in enumerate(taps))  # B, H+2r, W
-    return sum(tap * rows[:, i : i + height] for i, tap in enumerate(taps))  # B, H, W
+    # Separable convolution written as in-place sums of shifted copies: on CPU this is about
+    # ten times faster than conv2d for one-channel maps, and it runs unchanged on any device.
+    rows = padded[:, :, :width] * taps[0]  # B, H+2r, W
+    for i, tap in enumerate(taps[1:], start=1):
+        rows.add_(padded[:, :, i : i + width], alpha=tap)
+    blurred = rows[:, :height] * taps[0]  # B, H, W
+    for i, tap in enumerate(taps[1:], start=1):
+        blurred.add_(rows[:, i : i + height], alpha=tap)
+    return blurred
 
 
 def min_max_normalise(maps: torch.Tensor) -> torch.Tensor:
@@ -377,46 +382,30 @@ def window_for_clip(starts: list[int], indices, *, window: int = 16, stride: int
     return int(np.argmin(np.abs(window_centres - clip_centre)))
 
 
-def _prefix_sums(values: np.ndarray, dtype: type, table: np.ndarray | None = None) -> np.ndarray:
-    """``out[t] = sum of values[:t]`` (of ``table[values]`` when a lookup table is given), in ``dtype``.
-
-    Integer sums may wrap around: differences ``out[a] - out[b]`` stay exact while the true
-    difference fits in ``dtype``. One vectorised add per frame is several times faster than
-    ``np.cumsum`` along the first axis.
-    """
-    out = np.zeros((len(values) + 1, *values.shape[1:]), dtype)
-    for t, frame in enumerate(values):
-        np.add(out[t], frame if table is None else table[frame], out=out[t + 1])
-    return out
-
-
-def _window_sums(pixels: np.ndarray, local_starts: np.ndarray, *, window: int, stride: int):
-    """Sums over each window of a uint8 frame slice (t, H, W, 3), for windows starting at ``local_starts``.
+def _window_sums(frames: np.ndarray, starts, *, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer sums over each window of a uint8 video (T, H, W, 3), for windows starting at ``starts``.
 
     Returns the motion sums ``sum_j sum_c |x_j - x_{j+1}|`` over the window's ``window - 1``
-    frame differences, in 1/255 units (integers, G, H, W), and the sums of its ``window``
-    frames as the float32 values ``k / 255`` a clip holds, added in float64 (G, H, W, 3).
-    Float64 sums of a few hundred float32 values in [0, 1] are exact whatever the order, so a
-    window's mean frame is bit for bit the one ``soft_foreground_map`` computes from the clip.
+    frame differences, in 1/255 units (float32 holding exact integers, G, H, W), and the sums
+    of its ``window`` frames (unsigned integers, G, H, W, 3). Every sum is exact. Each window is
+    summed from its own frames (no running sums: they cost more in memory traffic than the
+    overlap of neighbouring windows saves), and channels are added after the time sums, on
+    contiguous data.
     """
-    channels = pixels.shape[-1]
-    largest_motion = (window - 1) * channels * UINT8_MAX
-    accumulator = np.uint16 if largest_motion <= np.iinfo(np.uint16).max else np.uint32
-    clip_values = (np.arange(UINT8_MAX + 1, dtype=np.float32) / np.float32(UINT8_MAX)).astype(np.float64)
-    motion = np.empty((len(local_starts), *pixels.shape[1:3]), accumulator)  # G, H, W
-    colour = np.empty((len(local_starts), *pixels.shape[1:]), np.float64)  # G, H, W, 3
-    # Windows only see frames of their own phase s % stride; each phase is summed once.
-    for phase in np.unique(local_starts % stride):
-        chosen = local_starts % stride == phase
-        frames = pixels[phase::stride]  # n, H, W, 3: the frames these windows are made of
-        first = (local_starts[chosen] - phase) // stride  # each window's first frame in `frames`
-        later, earlier = frames[1:], frames[:-1]
-        absolute = np.maximum(later, earlier) - np.minimum(later, earlier)  # n - 1, H, W, 3 (uint8)
-        difference = sum(absolute[..., c].astype(accumulator) for c in range(channels))  # n - 1, H, W
-        motion_sums = _prefix_sums(difference, accumulator)  # n, H, W
-        colour_sums = _prefix_sums(frames, np.float64, clip_values)  # n + 1, H, W, 3
-        motion[chosen] = motion_sums[first + window - 1] - motion_sums[first]
-        colour[chosen] = colour_sums[first + window] - colour_sums[first]
+    largest = window * UINT8_MAX
+    accumulator = np.uint16 if largest <= np.iinfo(np.uint16).max else np.uint32
+    span = (window - 1) * stride + 1
+    motion = np.empty((len(starts), *frames.shape[1:3]), np.float32)  # G, H, W
+    colour = np.empty((len(starts), *frames.shape[1:]), accumulator)  # G, H, W, 3
+    for i, start in enumerate(starts):
+        clip = frames[start : start + span : stride]  # window, H, W, 3
+        clip.sum(axis=0, dtype=accumulator, out=colour[i])
+        later, earlier = clip[1:], clip[:-1]
+        absolute = np.maximum(later, earlier)
+        absolute -= np.minimum(later, earlier)  # |x_{j+1} - x_j| in uint8, window - 1, H, W, 3
+        per_channel = absolute.sum(axis=0, dtype=accumulator)  # H, W, 3
+        np.add(per_channel[..., 0], per_channel[..., 1], out=motion[i], dtype=np.float32)
+        motion[i] += per_channel[..., 2]
     return motion, colour
 
 
@@ -435,25 +424,23 @@ def video_soft_maps(
     """Soft foreground maps (steps 1-4) of every window of a whole video, as uint8, on the CPU.
 
     ``frames`` is a uint8 T, H, W, 3 array or tensor. For each start s of ``window_starts`` the
-    map is that of the clip ``frames[s : s + window * stride : stride]``: equal to
-    ``soft_foreground_map`` on that clip (same mean frame bit for bit, motion up to float
-    rounding), scaled to 0..255 and rounded. Frame differences ``|x_t - x_{t+stride}|`` and
-    running sums are computed once per group of ``windows_per_batch`` windows (memory stays
-    bounded on long videos; only the frames shared by two groups are read twice), each window's
-    sums are a difference of two running sums, and the windows of a group go through steps 1-4
-    as one batch. Returns (maps uint8 N, H, W, starts).
+    map is that of the clip ``frames[s : s + window * stride : stride]``: ``soft_foreground_map``
+    on that clip, scaled to 0..255 and rounded, except that the window's motion and mean frame
+    come from exact integer sums (``_window_sums``) rather than from float32 values ``k/255``.
+    The two mean frames can differ by one float32 ulp, which moves a pixel whose colour sits on
+    a bin edge of step 3 to the neighbouring bin; the maps then differ by a few levels at a few
+    pixels (measured in ``docs/method.md``, bounded in the tests). The windows go through
+    steps 1-4 in batches of ``windows_per_batch`` (memory stays bounded on long videos).
+    Returns (maps uint8 N, H, W, starts).
     """
     frames = frames.numpy(force=True) if torch.is_tensor(frames) else frames
     starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
-    span = (window - 1) * stride + 1
     maps = []
     for group in range(0, len(starts), windows_per_batch):
-        group_starts = np.asarray(starts[group : group + windows_per_batch])  # G
-        first = group_starts[0]
-        pixels = np.asarray(frames[first : group_starts[-1] + span])  # t, H, W, 3
-        motion, colour = _window_sums(pixels, group_starts - first, window=window, stride=stride)
-        saliency = torch.from_numpy(motion.astype(np.float32) / (UINT8_MAX * (window - 1)))  # G, H, W
-        mean_frame = (colour.transpose(0, 3, 1, 2) / window).astype(np.float32)  # G, 3, H, W
+        motion, colour = _window_sums(frames, starts[group : group + windows_per_batch], window=window, stride=stride)
+        saliency = torch.from_numpy(motion / np.float32(UINT8_MAX * (window - 1)))  # G, H, W
+        mean_frame = np.ascontiguousarray(colour.transpose(0, 3, 1, 2)).astype(np.float32)
+        mean_frame /= np.float32(UINT8_MAX * window)  # G, 3, H, W in [0, 1]
         soft = _refine_with_colour(
             _blur_and_normalise(saliency, kernel_size),
             torch.from_numpy(mean_frame),
