@@ -87,7 +87,7 @@ def stage_breakdown(paths: list[str], short_side: int) -> dict[str, float]:
             decoded = time.perf_counter()
             masks, _ = compute_soft_masks(frames, settings)
             masked = time.perf_counter()
-            cache_format.write_video(root, str(i), frames=frames, masks=masks, info={})
+            cache_format.write_video(f"{tmp}/c.zarr", str(i), frames=frames, masks=masks, info={})
             written = time.perf_counter()
             totals["decode"] += decoded - started
             totals["masks"] += masked - decoded

@@ -41,6 +41,7 @@ def preprocess(
     stride: int = typer.Option(2, help="Temporal stride inside a mask window."),
     hop: int = typer.Option(8, help="Frames between consecutive mask windows."),
     frame_chunk: int = typer.Option(8, help="Frames per compressed chunk: smaller reads faster, larger is smaller."),
+    zstd_level: int = typer.Option(3, help="zstd level of the cache: 1 writes faster, 3+ is smaller."),
     shard: str | None = typer.Option(None, help="Do only part I of N (I/N), e.g. one per machine."),
     limit: int | None = typer.Option(None, help="Only the first N videos (a quick trial)."),
 ) -> None:
@@ -55,7 +56,7 @@ def preprocess(
     settings = PreprocessSettings(
         source=str(source), cache=str(cache), layout=layout, split_dir=str(split_dir) if split_dir else None,
         short_side=short_side, frames=frames, window=window, stride=stride, hop=hop, frame_chunk=frame_chunk,
-        workers=max(1, workers), shard=shard_parts, limit=limit,
+        zstd_level=zstd_level, workers=max(1, workers), shard=shard_parts, limit=limit,
     )
     console.print("settings: " + json.dumps(asdict(settings)), soft_wrap=True)
     frame_count = 0

@@ -9,8 +9,8 @@ Layout (format version 1; documented for users in ``docs/cache-format.md``)::
       errors/<video_id>/             one group per video that could not be used; attrs: path, reason
 
 A video counts as finished only when its group's attrs carry ``"complete": true``, which
-is written last, after its arrays (LocalStore writes each file atomically through a
-rename). Anything else found under ``videos/`` is a half-written leftover of an
+is written last, after its arrays (each metadata and shard file is written atomically
+through a rename, see ``shard_writer``). Anything else found under ``videos/`` is a half-written leftover of an
 interrupted run: it is never read, and the next run deletes and redoes it.
 
 Each video lives in its own group, so several processes or machines can write into one
@@ -29,6 +29,7 @@ from typing import Iterable
 import numpy as np
 
 from .shard_reader import ShardedArrayReader, UnsupportedLayout
+from .shard_writer import write_json, write_sharded_array
 
 FORMAT_VERSION = 1
 VIDEOS = "videos"
@@ -57,12 +58,6 @@ def _zarr():
     import zarr
 
     return zarr
-
-
-def _compressors():
-    from zarr.codecs import ZstdCodec
-
-    return [ZstdCodec(level=ZSTD_LEVEL)]
 
 
 def _read_json(path: Path) -> dict | None:
@@ -131,43 +126,47 @@ def discard_video(cache: Path, video_id: str) -> None:
         shutil.rmtree(Path(cache) / group / video_id, ignore_errors=True)
 
 
+def _write_group(group_dir: Path, attributes: dict) -> None:
+    """Create or replace a group's ``zarr.json`` atomically (a reader sees old or new, never a part)."""
+    group_dir.mkdir(parents=True, exist_ok=True)
+    write_json(group_dir / "zarr.json", {"attributes": attributes, "zarr_format": 3, "node_type": "group"})
+
+
 def write_video(
-    root,
+    cache: str | os.PathLike,
     video_id: str,
     *,
     frames: np.ndarray | None,
     masks: np.ndarray,
     info: dict,
     frame_chunk: int = FRAME_CHUNK,
+    zstd_level: int = ZSTD_LEVEL,
 ) -> None:
-    """Write one video's arrays, then mark it complete (last, so a kill leaves it incomplete)."""
-    cache = Path(root.store.root)
+    """Write one video's arrays, then mark it complete (last, so a kill leaves it incomplete).
+
+    The group and arrays are written as plain files in the layout zarr itself writes
+    (``shard_writer``), skipping zarr's asynchronous machinery, which cost as much per video
+    as compressing its frames.
+    """
+    cache = Path(cache)
     discard_video(cache, video_id)
-    group = root[VIDEOS].create_group(video_id, attributes={"complete": False})
+    group = cache / VIDEOS / video_id
+    _write_group(group, {"complete": False})
     if frames is not None:
-        t, h, w, _ = frames.shape
-        chunk_t = min(frame_chunk, t)
-        shard_t = min(FRAME_SHARD, -(-t // chunk_t) * chunk_t)
-        array = group.create_array(
-            "frames", shape=frames.shape, dtype="uint8", chunks=(chunk_t, h, w, 3),
-            shards=(shard_t, h, w, 3), compressors=_compressors(), fill_value=0,
-            dimension_names=("t", "y", "x", "c"),
-        )
-        array[...] = frames
-    n, h, w = masks.shape
-    array = group.create_array(
-        "masks", shape=masks.shape, dtype="uint8", chunks=(1, h, w), shards=(n, h, w),
-        compressors=_compressors(), fill_value=0, dimension_names=("window", "y", "x"),
-    )
-    array[...] = masks
-    group.attrs.update({**info, "complete": True})
+        chunk_t = min(frame_chunk, len(frames))
+        shard_t = min(FRAME_SHARD, -(-len(frames) // chunk_t) * chunk_t)
+        write_sharded_array(group / "frames", frames, chunk_length=chunk_t, shard_length=shard_t, level=zstd_level,
+                            dimension_names=("t", "y", "x", "c"))
+    write_sharded_array(group / "masks", masks, chunk_length=1, shard_length=len(masks), level=zstd_level,
+                        dimension_names=("window", "y", "x"))
+    _write_group(group, {**info, "complete": True})
 
 
-def write_error(root, video_id: str, *, path: str, reason: str, kind: str) -> None:
+def write_error(cache: str | os.PathLike, video_id: str, *, path: str, reason: str, kind: str) -> None:
     """Record a video that could not be used (replacing any earlier record of it)."""
-    cache = Path(root.store.root)
+    cache = Path(cache)
     discard_video(cache, video_id)
-    root[ERRORS].create_group(video_id, attributes={"path": path, "reason": reason, "kind": kind})
+    _write_group(cache / ERRORS / video_id, {"path": path, "reason": reason, "kind": kind})
 
 
 # --------------------------------------------------------------------------- reading

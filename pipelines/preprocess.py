@@ -42,6 +42,7 @@ class PreprocessSettings:
     bg_fraction: float = 0.1  # step 2: share of pixels taken as background seeds
     colour_bins: int = 10  # step 3: bins per colour axis
     frame_chunk: int = 8  # frames per compressed chunk (the unit of reading; see docs/benchmarks.md)
+    zstd_level: int = 3  # zstd level of frames and masks (1: faster writes, larger cache; docs/benchmarks.md)
     workers: int = 1  # worker processes (1: in this process)
     shard: tuple[int, int] = (0, 1)  # (index, count): this process does videos index, index+count, ...
     limit: int | None = None  # only the first N videos of the (sharded) list, for trials
@@ -49,7 +50,7 @@ class PreprocessSettings:
     def content_settings(self) -> dict:
         """The settings that decide what the cache holds; a resume must match them."""
         keys = ("short_side", "frames", "window", "stride", "hop", "fg_fraction", "bg_fraction", "colour_bins",
-                "frame_chunk")
+                "frame_chunk", "zstd_level")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -113,17 +114,13 @@ def compute_soft_masks(frames: np.ndarray, settings: PreprocessSettings) -> tupl
 
 # --------------------------------------------------------------------------- one video
 
-_worker_root = None
-
-
-def _init_worker(cache_path: str) -> None:
-    """Per-process set-up: one torch thread (parallelism is by processes), the store open."""
-    global _worker_root
+def _init_worker() -> None:
+    """Per-process set-up: one torch thread (parallelism is by processes), imports done once."""
     import torch
-    import zarr
+
+    from . import fame, video  # noqa: F401  (import time is paid here, not by the first video)
 
     torch.set_num_threads(1)
-    _worker_root = zarr.open_group(cache_path, mode="r+")
 
 
 def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root: str) -> VideoResult:
@@ -131,7 +128,7 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
     started = time.perf_counter()
     video_id = cache_format.video_id_for(entry.path)
     path = Path(dataset_root) / entry.path
-    root = _worker_root
+    cache = settings.cache
     min_frames = (settings.window - 1) * settings.stride + 1
     try:
         frames, probe = read_video(path, short_side=settings.short_side)
@@ -149,11 +146,11 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
             "mask_window": {"window": settings.window, "stride": settings.stride, "hop": settings.hop},
             "source_stamp": source_stamp(path),
         }
-        cache_format.write_video(root, video_id, frames=frames if settings.frames else None, masks=masks, info=info,
-                                 frame_chunk=settings.frame_chunk)
+        cache_format.write_video(cache, video_id, frames=frames if settings.frames else None, masks=masks, info=info,
+                                 frame_chunk=settings.frame_chunk, zstd_level=settings.zstd_level)
         return VideoResult(video_id, entry.path, "done", len(frames), seconds=time.perf_counter() - started)
     except VideoError as error:
-        cache_format.write_error(root, video_id, path=entry.path, reason=error.reason, kind=type(error).__name__)
+        cache_format.write_error(cache, video_id, path=entry.path, reason=error.reason, kind=type(error).__name__)
         return VideoResult(video_id, entry.path, "error", reason=error.reason, seconds=time.perf_counter() - started)
 
 
@@ -217,8 +214,6 @@ def run_preprocess(settings: PreprocessSettings, progress: ProgressCallback | No
             progress(result, finished, summary.total)
 
     if settings.workers <= 1:
-        global _worker_root
-        _worker_root = root
         for entry in todo:
             record(process_video(entry, settings, str(index.root)))
     else:
@@ -235,8 +230,7 @@ def _run_pool(todo: list[VideoEntry], settings: PreprocessSettings, dataset_root
     crashes: dict[str, int] = {}
     queue = list(reversed(todo))
     while queue:
-        with ProcessPoolExecutor(settings.workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(settings.cache,)) as pool:
+        with ProcessPoolExecutor(settings.workers, mp_context=context, initializer=_init_worker) as pool:
             in_flight = {}
             try:
                 while queue or in_flight:
@@ -254,14 +248,8 @@ def _run_pool(todo: list[VideoEntry], settings: PreprocessSettings, dataset_root
                     crashes[vid] = crashes.get(vid, 0) + 1
                     if crashes[vid] >= MAX_CRASHES:
                         reason = "the decoder crashed the worker process; re-encode or remove the file"
-                        root = _open_root(settings.cache)
-                        cache_format.write_error(root, vid, path=entry.path, reason=reason, kind="DecoderCrash")
+                        cache_format.write_error(settings.cache, vid, path=entry.path, reason=reason, kind="DecoderCrash")
                         record(VideoResult(vid, entry.path, "error", reason=reason))
                     else:
                         queue.append(entry)
 
-
-def _open_root(path: str):
-    import zarr
-
-    return zarr.open_group(path, mode="r+")

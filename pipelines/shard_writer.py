@@ -1,0 +1,126 @@
+"""A fast write path for the cache's arrays: Zarr v3 sharded arrays written as plain files.
+
+Zarr's general-purpose write machinery (an asyncio event loop, codec pipelines, one task per
+chunk) costs tens of milliseconds per video, as much as compressing its frames. The cache
+writes one array layout only: sharded along the first axis, inner chunks encoded as
+``bytes`` + ``zstd``, the shard index (``bytes`` little-endian + ``crc32c``) at the end of the
+shard. This module writes exactly that, following the sharding codec's specification, so the
+files are plain Zarr v3 that ``zarr.open_array`` reads (the tests check it, and check the
+metadata against the one zarr itself writes). ``shard_reader`` is its counterpart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: a missing inner chunk's (offset, nbytes) in the shard index
+EMPTY = 2**64 - 1
+
+
+def array_metadata(
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    *,
+    chunk_length: int,
+    shard_length: int,
+    level: int,
+    dimension_names: tuple[str, ...] | None = None,
+) -> dict:
+    """The ``zarr.json`` of a first-axis-sharded, zstd-compressed array (as zarr 3 writes it)."""
+    rest = list(shape[1:])
+    bytes_codec = {"name": "bytes"} if np.dtype(dtype).itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}
+    meta = {
+        "shape": list(shape),
+        "data_type": np.dtype(dtype).name,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [shard_length, *rest]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [
+            {
+                "name": "sharding_indexed",
+                "configuration": {
+                    "chunk_shape": [chunk_length, *rest],
+                    "codecs": [bytes_codec, {"name": "zstd", "configuration": {"level": level, "checksum": False}}],
+                    "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+                    "index_location": "end",
+                },
+            }
+        ],
+        "attributes": {},
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    }
+    if dimension_names is not None:
+        meta["dimension_names"] = list(dimension_names)
+    return meta
+
+
+def write_json(path: Path, document: dict) -> None:
+    """Write a JSON file atomically: a reader sees the old file or the new one, never a part."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def encode_shard(rows: np.ndarray, *, chunk_length: int, shard_length: int, level: int) -> bytes:
+    """One shard's bytes: its inner chunks (the last padded with zeros), zstd, then the index."""
+    import google_crc32c
+    from numcodecs import Zstd
+
+    codec = Zstd(level=level)
+    chunks_per_shard = shard_length // chunk_length
+    index = np.full((chunks_per_shard, 2), EMPTY, dtype="<u8")
+    parts, offset = [], 0
+    for local, begin in enumerate(range(0, len(rows), chunk_length)):
+        chunk = rows[begin : begin + chunk_length]
+        if len(chunk) < chunk_length:  # zarr stores the edge chunk at full size, filled with 0
+            padded = np.zeros((chunk_length, *rows.shape[1:]), rows.dtype)
+            padded[: len(chunk)] = chunk
+            chunk = padded
+        encoded = codec.encode(np.ascontiguousarray(chunk))
+        index[local] = (offset, len(encoded))
+        parts.append(encoded)
+        offset += len(encoded)
+    raw_index = index.tobytes()
+    parts.append(raw_index)
+    parts.append(np.uint32(google_crc32c.value(raw_index)).astype("<u4").tobytes())
+    return b"".join(parts)
+
+
+def write_sharded_array(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    *,
+    chunk_length: int,
+    shard_length: int,
+    level: int,
+    dimension_names: tuple[str, ...] | None = None,
+) -> None:
+    """Write ``data`` as a Zarr v3 array at ``path``: chunks of ``chunk_length`` rows, shards of
+    ``shard_length`` rows (a multiple of ``chunk_length``), zstd at ``level``.
+
+    The array's ``zarr.json`` is written first and each shard file last-to-appear (through a
+    rename), so a shard file is never seen half-written; whether the array as a whole is
+    finished is for the caller to record (the cache's ``complete`` attribute).
+    """
+    if shard_length % chunk_length:
+        raise ValueError(f"shard_length {shard_length} must be a multiple of chunk_length {chunk_length}")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta = array_metadata(data.shape, data.dtype, chunk_length=chunk_length, shard_length=shard_length, level=level,
+                          dimension_names=dimension_names)
+    write_json(path / "zarr.json", meta)
+    for shard, begin in enumerate(range(0, len(data), shard_length)):
+        encoded = encode_shard(data[begin : begin + shard_length], chunk_length=chunk_length,
+                               shard_length=shard_length, level=level)
+        target = path.joinpath("c", str(shard), *(["0"] * (data.ndim - 1)))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(encoded)
+        os.replace(temporary, target)
