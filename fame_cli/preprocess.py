@@ -40,8 +40,10 @@ def preprocess(
     window: int = typer.Option(16, help="Frames per mask window."),
     stride: int = typer.Option(2, help="Temporal stride inside a mask window."),
     hop: int = typer.Option(8, help="Frames between consecutive mask windows."),
-    frame_chunk: int = typer.Option(8, help="Frames per compressed chunk: smaller reads faster, larger is smaller."),
-    zstd_level: int = typer.Option(3, help="zstd level of the cache: 1 writes faster, 3+ is smaller."),
+    frame_codec: str = typer.Option("jpeg", help="Frame codec: jpeg (small, fast to write; lossy) or zstd (lossless)."),
+    frame_quality: int = typer.Option(90, help="JPEG quality of the frames (1-100)."),
+    frame_chunk: int = typer.Option(0, help="Frames per compressed chunk (0: the codec's own, jpeg 1, zstd 8)."),
+    zstd_level: int = typer.Option(3, help="zstd level of the masks (and of zstd frames): 1 writes faster, 3+ is smaller."),
     shard: str | None = typer.Option(None, help="Do only part I of N (I/N), e.g. one per machine."),
     limit: int | None = typer.Option(None, help="Only the first N videos (a quick trial)."),
 ) -> None:
@@ -53,11 +55,16 @@ def preprocess(
     Example: fame preprocess data/UCF-101 --cache ucf101.zarr --workers 8
     """
     shard_parts = parse_shard(shard) or shard_from_environment() or (0, 1)
-    settings = PreprocessSettings(
-        source=str(source), cache=str(cache), layout=layout, split_dir=str(split_dir) if split_dir else None,
-        short_side=short_side, frames=frames, window=window, stride=stride, hop=hop, frame_chunk=frame_chunk,
-        zstd_level=zstd_level, workers=max(1, workers), shard=shard_parts, limit=limit,
-    )
+    try:
+        settings = PreprocessSettings(
+            source=str(source), cache=str(cache), layout=layout, split_dir=str(split_dir) if split_dir else None,
+            short_side=short_side, frames=frames, window=window, stride=stride, hop=hop,
+            frame_codec=frame_codec,
+            frame_quality=frame_quality, frame_chunk=frame_chunk, zstd_level=zstd_level, workers=max(1, workers),
+            shard=shard_parts, limit=limit,
+        )
+    except ValueError as error:
+        fail(str(error))
     console.print("settings: " + json.dumps(asdict(settings)), soft_wrap=True)
     frame_count = 0
     try:

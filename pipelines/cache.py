@@ -34,8 +34,12 @@ from .shard_writer import write_json, write_sharded_array
 FORMAT_VERSION = 1
 VIDEOS = "videos"
 ERRORS = "errors"
-#: frames per inner chunk (the unit of compression and of reading)
-FRAME_CHUNK = 8
+#: how frames are compressed unless asked otherwise (docs/benchmarks.md has the measurements)
+FRAME_CODEC = "jpeg"
+JPEG_QUALITY = 90
+#: frames per inner chunk (the unit of compression and of reading), per frame codec: one JPEG
+#: per chunk, so a clip decodes only its frames; zstd gains from the frames a chunk shares
+FRAME_CHUNKS = {"jpeg": 1, "zstd": 8}
 #: frames per shard (the unit of files): most clips of UCF101/HMDB51 are one file
 FRAME_SHARD = 256
 ZSTD_LEVEL = 3
@@ -139,24 +143,29 @@ def write_video(
     frames: np.ndarray | None,
     masks: np.ndarray,
     info: dict,
-    frame_chunk: int = FRAME_CHUNK,
+    frame_codec: str = FRAME_CODEC,
+    frame_quality: int = JPEG_QUALITY,
+    frame_chunk: int | None = None,
     zstd_level: int = ZSTD_LEVEL,
 ) -> None:
     """Write one video's arrays, then mark it complete (last, so a kill leaves it incomplete).
 
-    The group and arrays are written as plain files in the layout zarr itself writes
-    (``shard_writer``), skipping zarr's asynchronous machinery, which cost as much per video
-    as compressing its frames.
+    Frames go through ``frame_codec`` ("jpeg" at ``frame_quality``, or lossless "zstd" at
+    ``zstd_level``) in chunks of ``frame_chunk`` frames (default: the codec's own, see
+    ``FRAME_CHUNKS``); masks always through zstd. The group and arrays are written as plain
+    files in the layout zarr itself writes (``shard_writer``), skipping zarr's asynchronous
+    machinery, which cost as much per video as compressing its frames.
     """
     cache = Path(cache)
     discard_video(cache, video_id)
     group = cache / VIDEOS / video_id
     _write_group(group, {"complete": False})
     if frames is not None:
-        chunk_t = min(frame_chunk, len(frames))
+        chunk_t = min(frame_chunk or FRAME_CHUNKS[frame_codec], len(frames))
         shard_t = min(FRAME_SHARD, -(-len(frames) // chunk_t) * chunk_t)
-        write_sharded_array(group / "frames", frames, chunk_length=chunk_t, shard_length=shard_t, level=zstd_level,
-                            dimension_names=("t", "y", "x", "c"))
+        level = frame_quality if frame_codec == "jpeg" else zstd_level
+        write_sharded_array(group / "frames", frames, chunk_length=chunk_t, shard_length=shard_t, level=level,
+                            codec=frame_codec, dimension_names=("t", "y", "x", "c"))
     write_sharded_array(group / "masks", masks, chunk_length=1, shard_length=len(masks), level=zstd_level,
                         dimension_names=("window", "y", "x"))
     _write_group(group, {**info, "complete": True})

@@ -41,16 +41,28 @@ class PreprocessSettings:
     fg_fraction: float = 0.5  # step 2: share of pixels taken as foreground seeds
     bg_fraction: float = 0.1  # step 2: share of pixels taken as background seeds
     colour_bins: int = 10  # step 3: bins per colour axis
-    frame_chunk: int = 8  # frames per compressed chunk (the unit of reading; see docs/benchmarks.md)
-    zstd_level: int = 3  # zstd level of frames and masks (1: faster writes, larger cache; docs/benchmarks.md)
+    frame_codec: str = cache_format.FRAME_CODEC  # jpeg (small, fast, lossy) | zstd (lossless); docs/benchmarks.md
+    frame_quality: int = cache_format.JPEG_QUALITY  # JPEG quality of the frames (1..100)
+    frame_chunk: int = 0  # frames per compressed chunk, the unit of reading (0: the codec's own, jpeg 1, zstd 8)
+    zstd_level: int = cache_format.ZSTD_LEVEL  # zstd level of the masks, and of the frames with --frame-codec zstd
     workers: int = 1  # worker processes (1: in this process)
     shard: tuple[int, int] = (0, 1)  # (index, count): this process does videos index, index+count, ...
     limit: int | None = None  # only the first N videos of the (sharded) list, for trials
 
+    def __post_init__(self) -> None:
+        if self.frame_codec not in cache_format.FRAME_CHUNKS:
+            raise ValueError(f"--frame-codec {self.frame_codec!r}: choose one of {', '.join(cache_format.FRAME_CHUNKS)}")
+        if not 1 <= self.frame_quality <= 100:
+            raise ValueError(f"--frame-quality {self.frame_quality}: JPEG quality lies in [1, 100]")
+        if self.frame_chunk < 0:
+            raise ValueError(f"--frame-chunk {self.frame_chunk}: give a number of frames, or 0 for the codec's own")
+        if self.frame_chunk == 0:  # resolved here, so the cache records what was used
+            object.__setattr__(self, "frame_chunk", cache_format.FRAME_CHUNKS[self.frame_codec])
+
     def content_settings(self) -> dict:
         """The settings that decide what the cache holds; a resume must match them."""
         keys = ("short_side", "frames", "window", "stride", "hop", "fg_fraction", "bg_fraction", "colour_bins",
-                "frame_chunk", "zstd_level")
+                "frame_codec", "frame_quality", "frame_chunk", "zstd_level")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -147,6 +159,7 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
             "source_stamp": source_stamp(path),
         }
         cache_format.write_video(cache, video_id, frames=frames if settings.frames else None, masks=masks, info=info,
+                                 frame_codec=settings.frame_codec, frame_quality=settings.frame_quality,
                                  frame_chunk=settings.frame_chunk, zstd_level=settings.zstd_level)
         return VideoResult(video_id, entry.path, "done", len(frames), seconds=time.perf_counter() - started)
     except VideoError as error:

@@ -3,7 +3,7 @@
 Zarr's general-purpose read machinery costs a few milliseconds per call, as much as
 decoding the bytes of a whole 16-frame clip. Training reads millions of clips, so for the
 one array layout the cache writes (sharded along the first axis, inner chunks encoded as
-``bytes`` + ``zstd``, shard index at the end) we read the shard index once and then
+``bytes`` + ``zstd`` or as ``fame.jpeg``, shard index at the end) we read the shard index once and then
 ``pread`` and decompress only the inner chunks a read needs. The files stay plain Zarr v3
 (this reader follows the sharding codec's specification) and any other layout falls back
 to ``zarr`` itself; the tests compare both paths on random reads.
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .jpeg_frames import CODEC_NAME, decode_frames
+
 #: a missing inner chunk's (offset, nbytes) in the shard index
 _EMPTY = np.uint64(2**64 - 1)
 #: bytes of the crc32c checksum that ends the shard index
@@ -28,7 +30,7 @@ class UnsupportedLayout(Exception):
 
 
 class ShardedArrayReader:
-    """Reads ``array[start:stop]`` of a first-axis-sharded, zstd-compressed Zarr v3 array."""
+    """Reads ``array[start:stop]`` of a first-axis-sharded Zarr v3 array (zstd or JPEG chunks)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -49,7 +51,7 @@ class ShardedArrayReader:
         bytes_codec = config["codecs"][0].get("configuration", {}) if inner else {}
         supported = (
             meta.get("zarr_format") == 3 and sharding.get("name") == "sharding_indexed"
-            and inner == ["bytes", "zstd"] and index == ["bytes", "crc32c"]
+            and inner in (["bytes", "zstd"], [CODEC_NAME]) and index == ["bytes", "crc32c"]
             and config.get("index_location", "end") == "end"
             and meta["chunk_key_encoding"]["name"] == "default" and separator == "/"
             and (self.dtype.itemsize == 1 or bytes_codec.get("endian", "little") == "little")
@@ -57,10 +59,14 @@ class ShardedArrayReader:
             and shard_shape[0] % chunk_shape[0] == 0
         )
         if not supported:
-            raise UnsupportedLayout(f"{self.path}: not a first-axis-sharded bytes+zstd array")
-        from numcodecs import Zstd
+            raise UnsupportedLayout(f"{self.path}: not a first-axis-sharded bytes+zstd or JPEG array")
+        if inner == [CODEC_NAME]:
+            self._decode = decode_frames
+        else:
+            from numcodecs import Zstd
 
-        self._zstd = Zstd()
+            zstd = Zstd()
+            self._decode = lambda data, out: zstd.decode(data, out=out)
         self.shard_length = shard_shape[0]
         self.chunk_length = chunk_shape[0]
         self.chunks_per_shard = self.shard_length // self.chunk_length
@@ -88,7 +94,7 @@ class ShardedArrayReader:
         if fd is not None:
             offset, nbytes = self._index(shard, fd, size)[local]
             if offset != _EMPTY:
-                self._zstd.decode(os.pread(fd, int(nbytes), int(offset)), out=buffer)
+                self._decode(os.pread(fd, int(nbytes), int(offset)), buffer)
                 return buffer
         buffer[...] = self.fill_value
         return buffer

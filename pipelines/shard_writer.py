@@ -3,10 +3,11 @@
 Zarr's general-purpose write machinery (an asyncio event loop, codec pipelines, one task per
 chunk) costs tens of milliseconds per video, as much as compressing its frames. The cache
 writes one array layout only: sharded along the first axis, inner chunks encoded as
-``bytes`` + ``zstd``, the shard index (``bytes`` little-endian + ``crc32c``) at the end of the
-shard. This module writes exactly that, following the sharding codec's specification, so the
-files are plain Zarr v3 that ``zarr.open_array`` reads (the tests check it, and check the
-metadata against the one zarr itself writes). ``shard_reader`` is its counterpart.
+``bytes`` + ``zstd`` or as JPEG (``fame.jpeg``, see ``jpeg_frames``), the shard index
+(``bytes`` little-endian + ``crc32c``) at the end of the shard. This module writes exactly
+that, following the sharding codec's specification, so the files are plain Zarr v3 that
+``zarr.open_array`` reads (the tests check it, and check the metadata and the shard bytes
+against those zarr itself writes). ``shard_reader`` is its counterpart.
 """
 
 from __future__ import annotations
@@ -19,6 +20,34 @@ import numpy as np
 
 #: a missing inner chunk's (offset, nbytes) in the shard index
 EMPTY = 2**64 - 1
+#: the inner-chunk codecs this module writes
+CODECS = ("zstd", "jpeg")
+
+
+def inner_codecs(codec: str, level: int, dtype: np.dtype) -> list[dict]:
+    """The inner chunks' codec list in ``zarr.json``: ``level`` is zstd's level or JPEG's quality."""
+    if codec == "zstd":
+        bytes_codec = {"name": "bytes"} if np.dtype(dtype).itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}
+        return [bytes_codec, {"name": "zstd", "configuration": {"level": level, "checksum": False}}]
+    if codec == "jpeg":
+        from .jpeg_frames import CODEC_NAME
+
+        return [{"name": CODEC_NAME, "configuration": {"quality": level}}]
+    raise ValueError(f"unknown frame codec {codec!r}; choose one of {', '.join(CODECS)}")
+
+
+def chunk_encoder(codec: str, level: int):
+    """A function from one inner chunk (an ndarray) to its encoded bytes."""
+    if codec == "zstd":
+        from numcodecs import Zstd
+
+        zstd = Zstd(level=level)
+        return lambda chunk: zstd.encode(np.ascontiguousarray(chunk))
+    if codec == "jpeg":
+        from .jpeg_frames import encode_frames
+
+        return lambda chunk: encode_frames(chunk, level)
+    raise ValueError(f"unknown frame codec {codec!r}; choose one of {', '.join(CODECS)}")
 
 
 def array_metadata(
@@ -28,11 +57,11 @@ def array_metadata(
     chunk_length: int,
     shard_length: int,
     level: int,
+    codec: str = "zstd",
     dimension_names: tuple[str, ...] | None = None,
 ) -> dict:
-    """The ``zarr.json`` of a first-axis-sharded, zstd-compressed array (as zarr 3 writes it)."""
+    """The ``zarr.json`` of a first-axis-sharded array (as zarr 3 writes it)."""
     rest = list(shape[1:])
-    bytes_codec = {"name": "bytes"} if np.dtype(dtype).itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}
     meta = {
         "shape": list(shape),
         "data_type": np.dtype(dtype).name,
@@ -44,7 +73,7 @@ def array_metadata(
                 "name": "sharding_indexed",
                 "configuration": {
                     "chunk_shape": [chunk_length, *rest],
-                    "codecs": [bytes_codec, {"name": "zstd", "configuration": {"level": level, "checksum": False}}],
+                    "codecs": inner_codecs(codec, level, dtype),
                     "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
                     "index_location": "end",
                 },
@@ -67,12 +96,10 @@ def write_json(path: Path, document: dict) -> None:
     os.replace(temporary, path)
 
 
-def encode_shard(rows: np.ndarray, *, chunk_length: int, shard_length: int, level: int) -> bytes:
-    """One shard's bytes: its inner chunks (the last padded with zeros), zstd, then the index."""
+def encode_shard(rows: np.ndarray, *, chunk_length: int, shard_length: int, encode) -> bytes:
+    """One shard's bytes: its inner chunks (the last padded with zeros) through ``encode``, then the index."""
     import google_crc32c
-    from numcodecs import Zstd
 
-    codec = Zstd(level=level)
     chunks_per_shard = shard_length // chunk_length
     index = np.full((chunks_per_shard, 2), EMPTY, dtype="<u8")
     parts, offset = [], 0
@@ -82,7 +109,7 @@ def encode_shard(rows: np.ndarray, *, chunk_length: int, shard_length: int, leve
             padded = np.zeros((chunk_length, *rows.shape[1:]), rows.dtype)
             padded[: len(chunk)] = chunk
             chunk = padded
-        encoded = codec.encode(np.ascontiguousarray(chunk))
+        encoded = encode(chunk)
         index[local] = (offset, len(encoded))
         parts.append(encoded)
         offset += len(encoded)
@@ -99,10 +126,12 @@ def write_sharded_array(
     chunk_length: int,
     shard_length: int,
     level: int,
+    codec: str = "zstd",
     dimension_names: tuple[str, ...] | None = None,
 ) -> None:
     """Write ``data`` as a Zarr v3 array at ``path``: chunks of ``chunk_length`` rows, shards of
-    ``shard_length`` rows (a multiple of ``chunk_length``), zstd at ``level``.
+    ``shard_length`` rows (a multiple of ``chunk_length``), each chunk through ``codec``
+    ("zstd" at level ``level``, or "jpeg" at quality ``level``).
 
     The array's ``zarr.json`` is written first and each shard file last-to-appear (through a
     rename), so a shard file is never seen half-written; whether the array as a whole is
@@ -113,11 +142,12 @@ def write_sharded_array(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     meta = array_metadata(data.shape, data.dtype, chunk_length=chunk_length, shard_length=shard_length, level=level,
-                          dimension_names=dimension_names)
+                          codec=codec, dimension_names=dimension_names)
+    encode = chunk_encoder(codec, level)
     write_json(path / "zarr.json", meta)
     for shard, begin in enumerate(range(0, len(data), shard_length)):
         encoded = encode_shard(data[begin : begin + shard_length], chunk_length=chunk_length,
-                               shard_length=shard_length, level=level)
+                               shard_length=shard_length, encode=encode)
         target = path.joinpath("c", str(shard), *(["0"] * (data.ndim - 1)))
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")

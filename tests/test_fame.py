@@ -421,3 +421,4 @@ def test_linear_time_selection_equals_a_stable_sort_with_many_ties(count):
     bottom = torch.zeros_like(values, dtype=torch.bool).scatter_(1, order[:, values.shape[1] - count:], True)
     assert torch.equal(_largest(values, count), top)
     assert torch.equal(_smallest(values, count), bottom if count else torch.zeros_like(bottom))
+

@@ -166,7 +166,7 @@ def test_resume_refuses_other_settings(synth_dataset, tmp_path):
 
 def test_no_frames_cache_decodes_from_source(synth_dataset, tmp_path):
     full, light = tmp_path / "full.zarr", tmp_path / "light.zarr"
-    run_preprocess(settings_for(synth_dataset / "UCF-101", full, limit=3))
+    run_preprocess(settings_for(synth_dataset / "UCF-101", full, limit=3, frame_codec="zstd"))  # lossless
     run_preprocess(settings_for(synth_dataset / "UCF-101", light, limit=3, frames=False))
     a, b = open_cache(full), open_cache(light)
     assert not b.has_frames and a.video_ids == b.video_ids
@@ -174,6 +174,37 @@ def test_no_frames_cache_decodes_from_source(synth_dataset, tmp_path):
     assert np.array_equal(a.frames(vid, [0, 2, 4]), b.frames(vid, [0, 2, 4]))
     assert np.array_equal(a.soft_mask(vid, range(0, 16, 2)), b.soft_mask(vid, range(0, 16, 2)))
     assert not (light / "videos" / vid / "frames").exists()
+
+
+@pytest.mark.parametrize("codec", ["jpeg", "zstd"])
+def test_frames_match_the_decoded_video(synth_dataset, tmp_path, codec):
+    """zstd frames are what decord decoded; JPEG frames (the default) are close to it and smaller."""
+    from pipelines.video import read_video
+
+    cache = tmp_path / f"{codec}.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, frame_codec=codec))
+    reader = open_cache(cache)
+    for vid in reader.video_ids:
+        info = reader.info(vid)
+        decoded, _ = read_video(synth_dataset / "UCF-101" / info["path"], short_side=SMALL["short_side"])
+        cached = reader.frames(vid, range(info["num_frames"]))
+        error = cached.astype(np.float64) - decoded
+        if codec == "zstd":
+            assert not error.any()
+        else:
+            assert 10 * np.log10(255**2 / np.mean(error**2)) > 30  # PSNR in dB
+            assert np.abs(error).mean() < 3
+    frames_json = json.loads((cache / "videos" / reader.video_ids[0] / "frames" / "zarr.json").read_text())
+    inner = frames_json["codecs"][0]["configuration"]
+    assert inner["codecs"][-1]["name"] == {"jpeg": "fame.jpeg", "zstd": "zstd"}[codec]
+    assert inner["chunk_shape"][0] == {"jpeg": 1, "zstd": 8}[codec]
+    assert reader.settings["frame_codec"] == codec
+
+
+def test_bad_frame_codec_settings_are_refused(tmp_path):
+    for bad in ({"frame_codec": "png"}, {"frame_quality": 0}, {"frame_chunk": -1}):
+        with pytest.raises(ValueError):
+            settings_for(tmp_path, tmp_path / "c.zarr", **bad)
 
 
 def test_shards_write_one_store_equal_to_a_single_run(synth_dataset, tmp_path):
