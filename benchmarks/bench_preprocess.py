@@ -3,11 +3,13 @@
 Measures, side by side in one run on the same files and worker count:
 
 1. decord decoding alone (every frame, resized at decode time) vs the whole stage
-   (decode + soft masks + writing the Zarr cache): the stage must reach >= 0.8x;
+   (decode + soft masks + writing the Zarr cache), with JPEG frames (the default), with
+   lossless zstd frames and with --no-frames: the stage must reach >= 0.8x;
 2. reading a random 16-frame clip at stride 2 (frames + its soft mask) from the cache vs
    decoding the same clip from the source video with decord: the cache must be >= 10x;
-3. bytes per video: source file, cache with frames, cache with --no-frames;
-4. frame codecs (zstd levels, chunk lengths) on the same frames, to justify the choice.
+3. bytes per video: source file, cache with JPEG frames, with zstd frames, --no-frames;
+4. frame codecs (JPEG qualities, zstd levels, chunk lengths) on the same frames, through
+   the cache's own writer and reader, to justify the choice.
 
 Run:  python benchmarks/bench_preprocess.py [--videos 24] [--frames 150] [--workers 2]
 Prints Markdown tables (copy them into docs/benchmarks.md with the machine).
@@ -52,13 +54,12 @@ def decode_all(paths: list[str], short_side: int, workers: int) -> tuple[float, 
     return time.perf_counter() - started, frames
 
 
-def preprocess_all(source: Path, cache: Path, short_side: int, workers: int, frames: bool = True,
-                   frame_chunk: int = 8) -> tuple[float, int]:
+def preprocess_all(source: Path, cache: Path, short_side: int, workers: int, **options) -> tuple[float, int]:
     from pipelines.preprocess import PreprocessSettings, run_preprocess
 
     shutil.rmtree(cache, ignore_errors=True)
     settings = PreprocessSettings(source=str(source), cache=str(cache), short_side=short_side, workers=workers,
-                                  frames=frames, frame_chunk=frame_chunk)
+                                  **options)
     started = time.perf_counter()
     summary = run_preprocess(settings)
     assert not summary.failed, summary.errors
@@ -68,7 +69,6 @@ def preprocess_all(source: Path, cache: Path, short_side: int, workers: int, fra
 def stage_breakdown(paths: list[str], short_side: int) -> dict[str, float]:
     """Seconds per video of each part of the stage, in this process (1 thread)."""
     import torch
-    import zarr
 
     from pipelines import cache as cache_format
     from pipelines.preprocess import PreprocessSettings, compute_soft_masks
@@ -76,22 +76,23 @@ def stage_breakdown(paths: list[str], short_side: int) -> dict[str, float]:
 
     torch.set_num_threads(1)
     settings = PreprocessSettings(source="", cache="", short_side=short_side)
-    totals = {"decode": 0.0, "masks": 0.0, "write": 0.0}
+    compute_soft_masks(read_video(paths[0], short_side=short_side)[0], settings)  # torch's one-time set-up
+    totals = {"decode": 0.0, "masks": 0.0, "write, JPEG frames (default)": 0.0, "write, zstd-3 frames": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
-        root = zarr.open_group(f"{tmp}/c.zarr", mode="w")
-        root.require_group(cache_format.VIDEOS)
-        root.require_group(cache_format.ERRORS)
         for i, path in enumerate(paths):
             started = time.perf_counter()
             frames, _ = read_video(path, short_side=short_side)
             decoded = time.perf_counter()
             masks, _ = compute_soft_masks(frames, settings)
             masked = time.perf_counter()
-            cache_format.write_video(f"{tmp}/c.zarr", str(i), frames=frames, masks=masks, info={})
+            cache_format.write_video(f"{tmp}/jpeg.zarr", str(i), frames=frames, masks=masks, info={})
             written = time.perf_counter()
+            cache_format.write_video(f"{tmp}/zstd.zarr", str(i), frames=frames, masks=masks, info={},
+                                     frame_codec="zstd")
             totals["decode"] += decoded - started
             totals["masks"] += masked - decoded
-            totals["write"] += written - masked
+            totals["write, JPEG frames (default)"] += written - masked
+            totals["write, zstd-3 frames"] += time.perf_counter() - written
     return {k: v / len(paths) for k, v in totals.items()}
 
 
@@ -136,50 +137,49 @@ def clip_reads(caches: list[Path], source: Path, clips: int, clip_len: int, stri
     return seconds, min(from_source(), from_source())
 
 
-def codec_table(cache_path: Path, videos: int = 4) -> list[tuple[str, float, float, float]]:
-    """(codec, KB/frame, write MB/s, 16-frame clip reads/s) for a few frame codecs."""
-    import zarr
-    from zarr.codecs import BloscCodec, ZstdCodec
-
+def codec_table(cache_path: Path, videos: int = 4) -> list[tuple[str, float, float, float, float]]:
+    """(codec, KB/frame, write MB/s, 16x2 clip reads/s, PSNR dB) for frame codecs, through the
+    cache's own writer and reader, on the same frames."""
     from pipelines.cache import open_cache
+    from pipelines.shard_reader import ShardedArrayReader
+    from pipelines.shard_writer import write_sharded_array
 
     reader = open_cache(cache_path)
     samples = [reader.frames(v, range(reader.info(v)["num_frames"])) for v in reader.video_ids[:videos]]
-    rows = []
-    options = [
-        ("zstd-1, 8-frame chunks", [ZstdCodec(level=1)], 8),
-        ("zstd-3, 8-frame chunks (default)", [ZstdCodec(level=3)], 8),
-        ("zstd-3, 1-frame chunks", [ZstdCodec(level=3)], 1),
-        ("zstd-3, 16-frame chunks", [ZstdCodec(level=3)], 16),
-        ("zstd-9, 8-frame chunks", [ZstdCodec(level=9)], 8),
-        ("blosc-lz4 shuffle, 8-frame chunks", [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")], 8),
-        ("none (raw)", None, 8),
+    options = [  # name, codec, level (quality for JPEG), frames per chunk
+        ("JPEG q90, 1-frame chunks (default)", "jpeg", 90, 1),
+        ("JPEG q95, 1-frame chunks", "jpeg", 95, 1),
+        ("zstd-1, 8-frame chunks", "zstd", 1, 8),
+        ("zstd-3, 8-frame chunks (--frame-codec zstd)", "zstd", 3, 8),
+        ("zstd-3, 1-frame chunks", "zstd", 3, 1),
+        ("zstd-3, 16-frame chunks", "zstd", 3, 16),
     ]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, compressors, chunk in options:
-            store = Path(tmp) / name.replace(" ", "_").replace(",", "")
-            frames_total, started = 0, time.perf_counter()
-            arrays = []
+        for name, codec, level, chunk in options:
+            store = Path(tmp) / f"{codec}-{level}-{chunk}"
+            started = time.perf_counter()
             for i, frames in enumerate(samples):
-                t, h, w, _ = frames.shape
-                array = zarr.create_array(str(store / str(i)), shape=frames.shape, dtype="uint8",
-                                          chunks=(chunk, h, w, 3), shards=(-(-t // chunk) * chunk, h, w, 3),
-                                          compressors=compressors, fill_value=0)
-                array[...] = frames
-                arrays.append(array)
-                frames_total += t
+                shard = min(256, -(-len(frames) // chunk) * chunk)
+                write_sharded_array(store / str(i), frames, chunk_length=chunk, shard_length=shard, level=level,
+                                    codec=codec)
             write = time.perf_counter() - started
-            size = folder_bytes(store)
+            arrays = [ShardedArrayReader(store / str(i)) for i in range(len(samples))]
+            squared = sum(float(((a.read(0, a.shape[0]).astype(np.float64) - f) ** 2).sum())
+                          for a, f in zip(arrays, samples))
+            values = sum(f.size for f in samples)
+            psnr = float("inf") if squared == 0 else 10 * np.log10(255**2 / (squared / values))
             rng = np.random.default_rng(0)
             started, reads = time.perf_counter(), 0
             while time.perf_counter() - started < 1.5:
                 array = arrays[int(rng.integers(len(arrays)))]
                 start = int(rng.integers(0, array.shape[0] - 31))
-                _ = array[start:start + 31][::2]
+                array.take(np.arange(start, start + 32, 2))
                 reads += 1
             rate = reads / (time.perf_counter() - started)
+            frames_total = sum(len(f) for f in samples)
             raw_mb = sum(f.nbytes for f in samples) / 1e6
-            rows.append((name, size / frames_total / 1e3, raw_mb / write, rate))
+            rows.append((name, folder_bytes(store) / frames_total / 1e3, raw_mb / write, rate, psnr))
     return rows
 
 
@@ -215,56 +215,56 @@ def main() -> None:
     for path in paths:
         Path(path).read_bytes()
     decode_all(paths[:2], args.short_side, 1)
-    decode_seconds = stage_seconds = light_seconds = float("inf")
+    best = {"decode": float("inf"), "jpeg": float("inf"), "zstd": float("inf"), "light": float("inf")}
     for _ in range(args.repeats):
         seconds, decode_frames = decode_all(paths, args.short_side, args.workers)
-        decode_seconds = min(decode_seconds, seconds)
+        best["decode"] = min(best["decode"], seconds)
         seconds, stage_frames = preprocess_all(source, work / "cache.zarr", args.short_side, args.workers)
-        stage_seconds = min(stage_seconds, seconds)
+        best["jpeg"] = min(best["jpeg"], seconds)
+        seconds, _ = preprocess_all(source, work / "zstd.zarr", args.short_side, args.workers, frame_codec="zstd")
+        best["zstd"] = min(best["zstd"], seconds)
         seconds, _ = preprocess_all(source, work / "light.zarr", args.short_side, args.workers, frames=False)
-        light_seconds = min(light_seconds, seconds)
+        best["light"] = min(best["light"], seconds)
     assert decode_frames == stage_frames
-    preprocess_all(source, work / "chunk1.zarr", args.short_side, args.workers, frame_chunk=1)
-    (cached, cached_1), decoded = clip_reads([work / "cache.zarr", work / "chunk1.zarr"], source, args.clips, 16, 2,
-                                             seed=0)
+    (cached, cached_zstd), decoded = clip_reads([work / "cache.zarr", work / "zstd.zarr"], source, args.clips, 16, 2,
+                                                seed=0)
     parts = stage_breakdown(paths[: min(len(paths), 8)], args.short_side)
 
     print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}; "
           f"{len(paths)} videos of {args.frames} frames at {args.width}x{args.height} ({args.codec}), "
           f"short side {args.short_side}, {args.workers} workers\n")
-    total = sum(parts.values())
-    print("| part of the stage, per video, 1 process | ms | share |")
+    print("| part of the stage, per video, 1 process | ms | vs decode |")
     print("| --- | --- | --- |")
     for name, seconds in parts.items():
-        print(f"| {name} | {seconds * 1e3:.0f} | {seconds / total:.0%} |")
+        print(f"| {name} | {seconds * 1e3:.0f} | {seconds / parts['decode']:.2f} |")
     print()
     print("| stage | seconds | frames/s | vs decode alone |")
     print("| --- | --- | --- | --- |")
-    print(f"| decord decode alone | {decode_seconds:.2f} | {decode_frames / decode_seconds:.0f} | 1.00x |")
-    print(f"| fame preprocess (decode + masks + write) | {stage_seconds:.2f} | {stage_frames / stage_seconds:.0f} | "
-          f"{decode_seconds / stage_seconds:.2f}x |")
-    print(f"| fame preprocess --no-frames | {light_seconds:.2f} | {stage_frames / light_seconds:.0f} | "
-          f"{decode_seconds / light_seconds:.2f}x |")
+    rows = [("decord decode alone", "decode"), ("fame preprocess, JPEG frames (default)", "jpeg"),
+            ("fame preprocess --frame-codec zstd (lossless)", "zstd"), ("fame preprocess --no-frames", "light")]
+    for name, key in rows:
+        print(f"| {name} | {best[key]:.2f} | {stage_frames / best[key]:.0f} | {best['decode'] / best[key]:.2f}x |")
     print()
     print("| random 16-frame clip, stride 2 | clips/s | speed-up |")
     print("| --- | --- | --- |")
     print(f"| decord from the source video | {args.clips / decoded:.1f} | 1.0x |")
-    print(f"| fame cache, 8-frame chunks (default): frames + soft mask | {args.clips / cached:.1f} | {decoded / cached:.1f}x |")
-    print(f"| fame cache, 1-frame chunks: frames + soft mask | {args.clips / cached_1:.1f} | {decoded / cached_1:.1f}x |")
+    print(f"| fame cache, JPEG frames (default): frames + soft mask | {args.clips / cached:.1f} | {decoded / cached:.1f}x |")
+    print(f"| fame cache, zstd frames: frames + soft mask | {args.clips / cached_zstd:.1f} | "
+          f"{decoded / cached_zstd:.1f}x |")
     print()
     n = len(paths)
     print("| bytes per video | KB |")
     print("| --- | --- |")
     container = "H.264 MP4" if args.codec == "h264" else "MPEG-4 AVI"
     print(f"| source ({container}, {args.width}x{args.height}) | {source_bytes / n / 1e3:.0f} |")
-    print(f"| cache with frames, 8-frame chunks (short side {args.short_side}) | {folder_bytes(work / 'cache.zarr') / n / 1e3:.0f} |")
-    print(f"| cache with frames, 1-frame chunks | {folder_bytes(work / 'chunk1.zarr') / n / 1e3:.0f} |")
+    print(f"| cache, JPEG frames (short side {args.short_side}) | {folder_bytes(work / 'cache.zarr') / n / 1e3:.0f} |")
+    print(f"| cache, zstd frames | {folder_bytes(work / 'zstd.zarr') / n / 1e3:.0f} |")
     print(f"| cache --no-frames (masks + metadata) | {folder_bytes(work / 'light.zarr') / n / 1e3:.1f} |")
     print()
-    print("| frame codec | KB/frame | write MB/s (raw) | clip reads/s |")
-    print("| --- | --- | --- | --- |")
-    for name, kb, write, rate in codec_table(work / "cache.zarr"):
-        print(f"| {name} | {kb:.1f} | {write:.0f} | {rate:.0f} |")
+    print("| frame codec | KB/frame | write MB/s (raw) | clip reads/s | PSNR dB |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, kb, write, rate, psnr in codec_table(work / "zstd.zarr"):
+        print(f"| {name} | {kb:.1f} | {write:.0f} | {rate:.0f} | {psnr:.1f} |")
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 
