@@ -9,7 +9,7 @@ masks, and for each the ROC-AUC of the soft map and the share of the true foregr
 the clip kept inside the binary mask.
 
 Run: python benchmarks/bench_mask_agreement.py [--videos 20] [--crops 4] [--beta 0.5]
-     [--frame-codec jpeg] [--frame-quality 90] [--hop 8]
+     [--frame-codec jpeg] [--frame-quality 90] [--hop 16]
 Prints a Markdown table.
 """
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frame-codec", default="jpeg", help="preprocess --frame-codec (the online map sees these frames)")
     parser.add_argument("--frame-quality", type=int, default=90, help="preprocess --frame-quality")
-    parser.add_argument("--hop", type=int, default=8, help="preprocess --hop (frames between mask windows)")
+    parser.add_argument("--hop", type=int, default=16, help="preprocess --hop (frames between mask windows)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="fame-masks-"))

@@ -39,7 +39,7 @@ def preprocess(
     frames: bool = typer.Option(True, "--frames/--no-frames", help="Store frames, or only masks and metadata."),
     window: int = typer.Option(16, help="Frames per mask window."),
     stride: int = typer.Option(2, help="Temporal stride inside a mask window."),
-    hop: int = typer.Option(8, help="Frames between consecutive mask windows."),
+    hop: int = typer.Option(16, help="Frames between consecutive mask windows."),
     frame_codec: str = typer.Option("jpeg", help="Frame codec: jpeg (small, fast to write; lossy) or zstd (lossless)."),
     frame_quality: int = typer.Option(90, help="JPEG quality of the frames (1-100)."),
     frame_chunk: int = typer.Option(0, help="Frames per compressed chunk (0: the codec's own, jpeg 1, zstd 8)."),

@@ -103,13 +103,28 @@ def _largest(flat: torch.Tensor, count: int) -> torch.Tensor:
     above = flat > threshold
     ties = flat == threshold
     wanted = count - above.sum(dim=1, keepdim=True)  # B, 1: how many ties still to take
+    if bool((ties.sum(dim=1, keepdim=True) == wanted).all()):  # the usual case: every tie is taken
+        return above | ties
     return above | (ties & (torch.cumsum(ties, dim=1) <= wanted))
 
 
 def _smallest(flat: torch.Tensor, count: int) -> torch.Tensor:
     """True on the ``count`` smallest values of each row; ties go to the later pixel (the
     last ``count`` of a stable descending sort)."""
-    return _largest(-flat.flip(1), count).flip(1)
+    pixels = flat.shape[1]
+    if count <= 0:
+        return torch.zeros_like(flat, dtype=torch.bool)
+    if count >= pixels:
+        return torch.ones_like(flat, dtype=torch.bool)
+    threshold = torch.kthvalue(flat, count, dim=1, keepdim=True).values  # B, 1
+    below = flat < threshold
+    ties = flat == threshold
+    tie_count = ties.sum(dim=1, keepdim=True)  # B, 1
+    wanted = count - below.sum(dim=1, keepdim=True)  # B, 1: how many ties still to take, from the end
+    if bool((tie_count == wanted).all()):
+        return below | ties
+    ties_from_here = tie_count - torch.cumsum(ties, dim=1) + ties.long()  # ties at this pixel or later
+    return below | (ties & (ties_from_here <= wanted))
 
 
 def _top_k_mask(values: torch.Tensor, counts: int) -> torch.Tensor:
@@ -186,8 +201,10 @@ def colour_ids(mean_frame: torch.Tensor, *, bins: int = 10) -> torch.Tensor:
     angle = math.tau * hue
     hue_x = (saturation * torch.cos(angle) + 1) / 2  # B, H, W in [0, 1]
     hue_y = (saturation * torch.sin(angle) + 1) / 2  # B, H, W in [0, 1]
-    levels = [torch.round(axis * (bins - 1)).long() for axis in (hue_x, hue_y, value)]
-    return levels[0] + bins * levels[1] + bins**2 * levels[2]  # B, H, W
+    ids = torch.round(hue_x * (bins - 1))  # whole numbers below bins**3: exact in float32
+    ids += bins * torch.round(hue_y * (bins - 1))
+    ids += bins**2 * torch.round(value * (bins - 1))
+    return ids.long()  # B, H, W
 
 
 def colour_likelihood(
@@ -359,7 +376,7 @@ class FameAugment(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def window_starts(num_frames: int, *, window: int = 16, stride: int = 2, hop: int = 8) -> list[int]:
+def window_starts(num_frames: int, *, window: int = 16, stride: int = 2, hop: int = 16) -> list[int]:
     """First frames of the windows a video is cut into: 0, hop, 2*hop, ... plus one ending at the last frame.
 
     A window starting at s covers frames s, s + stride, ..., s + (window - 1) * stride.
@@ -414,7 +431,7 @@ def video_soft_maps(
     *,
     window: int = 16,
     stride: int = 2,
-    hop: int = 8,
+    hop: int = 16,
     fg_fraction: float = 0.5,
     bg_fraction: float = 0.1,
     bins: int = 10,

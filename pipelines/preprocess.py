@@ -37,7 +37,7 @@ class PreprocessSettings:
     frames: bool = True  # store frames; False stores masks and metadata only (decode at training)
     window: int = 16  # frames per mask window (the paper's clip length)
     stride: int = 2  # temporal stride inside a mask window (the paper's sampling stride)
-    hop: int = 8  # frames between the starts of consecutive mask windows
+    hop: int = 16  # frames between the starts of consecutive mask windows (half a window's 31-frame span)
     fg_fraction: float = 0.5  # step 2: share of pixels taken as foreground seeds
     bg_fraction: float = 0.1  # step 2: share of pixels taken as background seeds
     colour_bins: int = 10  # step 3: bins per colour axis
