@@ -4,10 +4,10 @@ Measures, side by side in one run on the same files and worker count:
 
 1. decord decoding alone (every frame, resized at decode time) vs the whole stage
    (decode + soft masks + writing the Zarr cache), with JPEG frames (the default), with
-   lossless zstd frames and with --no-frames: the stage must reach >= 0.8x;
+   lossless zstd frames, with raw frames and with --no-frames: the stage must reach >= 0.8x;
 2. reading a random 16-frame clip at stride 2 (frames + its soft mask) from the cache vs
    decoding the same clip from the source video with decord: the cache must be >= 10x;
-3. bytes per video: source file, cache with JPEG frames, with zstd frames, --no-frames;
+3. bytes per video: source file, cache with JPEG, zstd or raw frames, --no-frames;
 4. frame codecs (JPEG qualities, zstd levels, chunk lengths) on the same frames, through
    the cache's own writer and reader, to justify the choice.
 
@@ -153,6 +153,7 @@ def codec_table(cache_path: Path, videos: int = 4) -> list[tuple[str, float, flo
         ("zstd-3, 8-frame chunks (--frame-codec zstd)", "zstd", 3, 8),
         ("zstd-3, 1-frame chunks", "zstd", 3, 1),
         ("zstd-3, 16-frame chunks", "zstd", 3, 16),
+        ("raw (uncompressed), 1-frame chunks", "raw", 0, 1),
     ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,7 +216,7 @@ def main() -> None:
     for path in paths:
         Path(path).read_bytes()
     decode_all(paths[:2], args.short_side, 1)
-    best = {"decode": float("inf"), "jpeg": float("inf"), "zstd": float("inf"), "light": float("inf")}
+    best = {key: float("inf") for key in ("decode", "jpeg", "zstd", "raw", "light")}
     for _ in range(args.repeats):
         seconds, decode_frames = decode_all(paths, args.short_side, args.workers)
         best["decode"] = min(best["decode"], seconds)
@@ -223,11 +224,13 @@ def main() -> None:
         best["jpeg"] = min(best["jpeg"], seconds)
         seconds, _ = preprocess_all(source, work / "zstd.zarr", args.short_side, args.workers, frame_codec="zstd")
         best["zstd"] = min(best["zstd"], seconds)
+        seconds, _ = preprocess_all(source, work / "raw.zarr", args.short_side, args.workers, frame_codec="raw")
+        best["raw"] = min(best["raw"], seconds)
         seconds, _ = preprocess_all(source, work / "light.zarr", args.short_side, args.workers, frames=False)
         best["light"] = min(best["light"], seconds)
     assert decode_frames == stage_frames
-    (cached, cached_zstd), decoded = clip_reads([work / "cache.zarr", work / "zstd.zarr"], source, args.clips, 16, 2,
-                                                seed=0)
+    (cached, cached_zstd, cached_raw), decoded = clip_reads(
+        [work / "cache.zarr", work / "zstd.zarr", work / "raw.zarr"], source, args.clips, 16, 2, seed=0)
     parts = stage_breakdown(paths[: min(len(paths), 8)], args.short_side)
 
     print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}; "
@@ -241,7 +244,8 @@ def main() -> None:
     print("| stage | seconds | frames/s | vs decode alone |")
     print("| --- | --- | --- | --- |")
     rows = [("decord decode alone", "decode"), ("fame preprocess, JPEG frames (default)", "jpeg"),
-            ("fame preprocess --frame-codec zstd (lossless)", "zstd"), ("fame preprocess --no-frames", "light")]
+            ("fame preprocess --frame-codec zstd (lossless)", "zstd"),
+            ("fame preprocess --frame-codec raw (uncompressed)", "raw"), ("fame preprocess --no-frames", "light")]
     for name, key in rows:
         print(f"| {name} | {best[key]:.2f} | {stage_frames / best[key]:.0f} | {best['decode'] / best[key]:.2f}x |")
     print()
@@ -251,6 +255,7 @@ def main() -> None:
     print(f"| fame cache, JPEG frames (default): frames + soft mask | {args.clips / cached:.1f} | {decoded / cached:.1f}x |")
     print(f"| fame cache, zstd frames: frames + soft mask | {args.clips / cached_zstd:.1f} | "
           f"{decoded / cached_zstd:.1f}x |")
+    print(f"| fame cache, raw frames: frames + soft mask | {args.clips / cached_raw:.1f} | {decoded / cached_raw:.1f}x |")
     print()
     n = len(paths)
     print("| bytes per video | KB |")
@@ -259,6 +264,7 @@ def main() -> None:
     print(f"| source ({container}, {args.width}x{args.height}) | {source_bytes / n / 1e3:.0f} |")
     print(f"| cache, JPEG frames (short side {args.short_side}) | {folder_bytes(work / 'cache.zarr') / n / 1e3:.0f} |")
     print(f"| cache, zstd frames | {folder_bytes(work / 'zstd.zarr') / n / 1e3:.0f} |")
+    print(f"| cache, raw frames | {folder_bytes(work / 'raw.zarr') / n / 1e3:.0f} |")
     print(f"| cache --no-frames (masks + metadata) | {folder_bytes(work / 'light.zarr') / n / 1e3:.1f} |")
     print()
     print("| frame codec | KB/frame | write MB/s (raw) | clip reads/s | PSNR dB |")

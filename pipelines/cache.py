@@ -38,8 +38,8 @@ ERRORS = "errors"
 FRAME_CODEC = "jpeg"
 JPEG_QUALITY = 90
 #: frames per inner chunk (the unit of compression and of reading), per frame codec: one JPEG
-#: per chunk, so a clip decodes only its frames; zstd gains from the frames a chunk shares
-FRAME_CHUNKS = {"jpeg": 1, "zstd": 8}
+#: (or raw frame) per chunk, so a clip reads only its frames; zstd gains from the frames a chunk shares
+FRAME_CHUNKS = {"jpeg": 1, "zstd": 8, "raw": 1}
 #: frames per shard (the unit of files): most clips of UCF101/HMDB51 are one file
 FRAME_SHARD = 256
 ZSTD_LEVEL = 3
@@ -150,8 +150,8 @@ def write_video(
 ) -> None:
     """Write one video's arrays, then mark it complete (last, so a kill leaves it incomplete).
 
-    Frames go through ``frame_codec`` ("jpeg" at ``frame_quality``, or lossless "zstd" at
-    ``zstd_level``) in chunks of ``frame_chunk`` frames (default: the codec's own, see
+    Frames go through ``frame_codec`` ("jpeg" at ``frame_quality``, lossless "zstd" at
+    ``zstd_level``, or "raw", uncompressed) in chunks of ``frame_chunk`` frames (default: the codec's own, see
     ``FRAME_CHUNKS``); masks always through zstd. The group and arrays are written as plain
     files in the layout zarr itself writes (``shard_writer``), skipping zarr's asynchronous
     machinery, which cost as much per video as compressing its frames.

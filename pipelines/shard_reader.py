@@ -3,7 +3,7 @@
 Zarr's general-purpose read machinery costs a few milliseconds per call, as much as
 decoding the bytes of a whole 16-frame clip. Training reads millions of clips, so for the
 one array layout the cache writes (sharded along the first axis, inner chunks encoded as
-``bytes`` + ``zstd`` or as ``fame.jpeg``, shard index at the end) we read the shard index once and then
+``bytes`` + ``zstd``, ``fame.jpeg`` or raw ``bytes``, shard index at the end) we read the shard index once and then
 ``pread`` and decompress only the inner chunks a read needs. The files stay plain Zarr v3
 (this reader follows the sharding codec's specification) and any other layout falls back
 to ``zarr`` itself; the tests compare both paths on random reads.
@@ -30,7 +30,7 @@ class UnsupportedLayout(Exception):
 
 
 class ShardedArrayReader:
-    """Reads ``array[start:stop]`` of a first-axis-sharded Zarr v3 array (zstd or JPEG chunks)."""
+    """Reads ``array[start:stop]`` of a first-axis-sharded Zarr v3 array (zstd, JPEG or raw chunks)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -51,7 +51,7 @@ class ShardedArrayReader:
         bytes_codec = config["codecs"][0].get("configuration", {}) if inner else {}
         supported = (
             meta.get("zarr_format") == 3 and sharding.get("name") == "sharding_indexed"
-            and inner in (["bytes", "zstd"], [CODEC_NAME]) and index == ["bytes", "crc32c"]
+            and inner in (["bytes", "zstd"], [CODEC_NAME], ["bytes"]) and index == ["bytes", "crc32c"]
             and config.get("index_location", "end") == "end"
             and meta["chunk_key_encoding"]["name"] == "default" and separator == "/"
             and (self.dtype.itemsize == 1 or bytes_codec.get("endian", "little") == "little")
@@ -59,9 +59,11 @@ class ShardedArrayReader:
             and shard_shape[0] % chunk_shape[0] == 0
         )
         if not supported:
-            raise UnsupportedLayout(f"{self.path}: not a first-axis-sharded bytes+zstd or JPEG array")
+            raise UnsupportedLayout(f"{self.path}: not a first-axis-sharded zstd, JPEG or raw array")
         if inner == [CODEC_NAME]:
             self._decode = decode_frames
+        elif inner == ["bytes"]:
+            self._decode = self._copy_raw
         else:
             from numcodecs import Zstd
 
@@ -73,6 +75,12 @@ class ShardedArrayReader:
         self.fill_value = fill
         self._frame_shape = self.shape[1:]
         self._indices: dict[int, np.ndarray | None] = {}
+
+    def _copy_raw(self, data: bytes, out: np.ndarray) -> np.ndarray:
+        if len(data) != out.nbytes:
+            raise OSError(f"{self.path}: a raw chunk holds {len(data)} bytes, expected {out.nbytes}")
+        out[...] = np.frombuffer(data, dtype=self.dtype.newbyteorder("<")).reshape(out.shape)
+        return out
 
     def _shard_file(self, shard: int) -> Path:
         return self.path.joinpath("c", str(shard), *(["0"] * (len(self.shape) - 1)))

@@ -3,7 +3,7 @@
 Zarr's general-purpose write machinery (an asyncio event loop, codec pipelines, one task per
 chunk) costs tens of milliseconds per video, as much as compressing its frames. The cache
 writes one array layout only: sharded along the first axis, inner chunks encoded as
-``bytes`` + ``zstd`` or as JPEG (``fame.jpeg``, see ``jpeg_frames``), the shard index
+``bytes`` + ``zstd``, as JPEG (``fame.jpeg``, see ``jpeg_frames``) or raw (``bytes``), the shard index
 (``bytes`` little-endian + ``crc32c``) at the end of the shard. This module writes exactly
 that, following the sharding codec's specification, so the files are plain Zarr v3 that
 ``zarr.open_array`` reads (the tests check it, and check the metadata and the shard bytes
@@ -21,14 +21,16 @@ import numpy as np
 #: a missing inner chunk's (offset, nbytes) in the shard index
 EMPTY = 2**64 - 1
 #: the inner-chunk codecs this module writes
-CODECS = ("zstd", "jpeg")
+CODECS = ("zstd", "jpeg", "raw")
 
 
 def inner_codecs(codec: str, level: int, dtype: np.dtype) -> list[dict]:
     """The inner chunks' codec list in ``zarr.json``: ``level`` is zstd's level or JPEG's quality."""
+    bytes_codec = {"name": "bytes"} if np.dtype(dtype).itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}
     if codec == "zstd":
-        bytes_codec = {"name": "bytes"} if np.dtype(dtype).itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}
         return [bytes_codec, {"name": "zstd", "configuration": {"level": level, "checksum": False}}]
+    if codec == "raw":
+        return [bytes_codec]
     if codec == "jpeg":
         from .jpeg_frames import CODEC_NAME
 
@@ -47,6 +49,8 @@ def chunk_encoder(codec: str, level: int):
         from .jpeg_frames import encode_frames
 
         return lambda chunk: encode_frames(chunk, level)
+    if codec == "raw":
+        return lambda chunk: np.ascontiguousarray(chunk).astype(chunk.dtype.newbyteorder("<"), copy=False).tobytes()
     raise ValueError(f"unknown frame codec {codec!r}; choose one of {', '.join(CODECS)}")
 
 
@@ -131,7 +135,7 @@ def write_sharded_array(
 ) -> None:
     """Write ``data`` as a Zarr v3 array at ``path``: chunks of ``chunk_length`` rows, shards of
     ``shard_length`` rows (a multiple of ``chunk_length``), each chunk through ``codec``
-    ("zstd" at level ``level``, or "jpeg" at quality ``level``).
+    ("zstd" at level ``level``, "jpeg" at quality ``level``, or "raw": uncompressed).
 
     The array's ``zarr.json`` is written first and each shard file last-to-appear (through a
     rename), so a shard file is never seen half-written; whether the array as a whole is

@@ -176,9 +176,9 @@ def test_no_frames_cache_decodes_from_source(synth_dataset, tmp_path):
     assert not (light / "videos" / vid / "frames").exists()
 
 
-@pytest.mark.parametrize("codec", ["jpeg", "zstd"])
+@pytest.mark.parametrize("codec", ["jpeg", "zstd", "raw"])
 def test_frames_match_the_decoded_video(synth_dataset, tmp_path, codec):
-    """zstd frames are what decord decoded; JPEG frames (the default) are close to it and smaller."""
+    """zstd and raw frames are what decord decoded; JPEG frames (the default) are close to it."""
     from pipelines.video import read_video
 
     cache = tmp_path / f"{codec}.zarr"
@@ -189,15 +189,15 @@ def test_frames_match_the_decoded_video(synth_dataset, tmp_path, codec):
         decoded, _ = read_video(synth_dataset / "UCF-101" / info["path"], short_side=SMALL["short_side"])
         cached = reader.frames(vid, range(info["num_frames"]))
         error = cached.astype(np.float64) - decoded
-        if codec == "zstd":
+        if codec in ("zstd", "raw"):
             assert not error.any()
         else:
             assert 10 * np.log10(255**2 / np.mean(error**2)) > 30  # PSNR in dB
             assert np.abs(error).mean() < 3
     frames_json = json.loads((cache / "videos" / reader.video_ids[0] / "frames" / "zarr.json").read_text())
     inner = frames_json["codecs"][0]["configuration"]
-    assert inner["codecs"][-1]["name"] == {"jpeg": "fame.jpeg", "zstd": "zstd"}[codec]
-    assert inner["chunk_shape"][0] == {"jpeg": 1, "zstd": 8}[codec]
+    assert inner["codecs"][-1]["name"] == {"jpeg": "fame.jpeg", "zstd": "zstd", "raw": "bytes"}[codec]
+    assert inner["chunk_shape"][0] == {"jpeg": 1, "zstd": 8, "raw": 1}[codec]
     assert reader.settings["frame_codec"] == codec
 
 

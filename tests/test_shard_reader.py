@@ -17,12 +17,13 @@ def make_array(path, data, chunk, shard, compressors="zstd"):
     return array
 
 
+@pytest.mark.parametrize("compressors", ["zstd", None])
 @pytest.mark.parametrize("frames,chunk,shard", [(40, 8, 16), (37, 8, 256), (5, 1, 5), (300, 8, 256), (9, 4, 8)])
-def test_random_reads_equal_zarr(tmp_path, frames, chunk, shard):
+def test_random_reads_equal_zarr(tmp_path, frames, chunk, shard, compressors):
     rng = np.random.default_rng(frames)
     data = rng.integers(0, 256, (frames, 6, 7, 3), dtype=np.uint8)
     data[: frames // 2] //= 16  # compressible and incompressible parts
-    array = make_array(tmp_path / "a", data, chunk, shard)
+    array = make_array(tmp_path / "a", data, chunk, shard, compressors=compressors)
     reader = ShardedArrayReader(tmp_path / "a")
     assert reader.shape == data.shape
     for _ in range(60):
@@ -44,9 +45,15 @@ def test_unwritten_chunks_read_as_fill_value(tmp_path):
 
 
 def test_other_layouts_are_declined(tmp_path):
-    make_array(tmp_path / "raw", np.zeros((8, 4, 4), np.uint8), 4, 8, compressors=None)
-    with pytest.raises(UnsupportedLayout):
-        ShardedArrayReader(tmp_path / "raw")
+    import zarr
+    from zarr.codecs import GzipCodec
+
+    zarr.create_array(str(tmp_path / "gzip"), shape=(8, 4, 4), dtype="uint8", chunks=(4, 4, 4), shards=(8, 4, 4),
+                      compressors=[GzipCodec()], fill_value=0)
+    zarr.create_array(str(tmp_path / "unsharded"), shape=(8, 4, 4), dtype="uint8", chunks=(4, 4, 4), fill_value=0)
+    for name in ("gzip", "unsharded"):
+        with pytest.raises(UnsupportedLayout):
+            ShardedArrayReader(tmp_path / name)
     with pytest.raises(UnsupportedLayout):
         ShardedArrayReader(tmp_path / "missing")
 

@@ -16,12 +16,13 @@ def sample(frames, rest=(6, 7, 3), seed=0):
     return data
 
 
+@pytest.mark.parametrize("codec", ["zstd", "raw"])
 @pytest.mark.parametrize("frames,chunk,shard", [(40, 8, 16), (37, 8, 256), (5, 1, 5), (300, 8, 256), (9, 4, 8)])
-def test_zarr_reads_back_what_was_written(tmp_path, frames, chunk, shard):
+def test_zarr_reads_back_what_was_written(tmp_path, frames, chunk, shard, codec):
     import zarr
 
     data = sample(frames)
-    write_sharded_array(tmp_path / "a", data, chunk_length=chunk, shard_length=shard, level=1,
+    write_sharded_array(tmp_path / "a", data, chunk_length=chunk, shard_length=shard, level=1, codec=codec,
                         dimension_names=("t", "y", "x", "c"))
     array = zarr.open_array(str(tmp_path / "a"), mode="r")  # checks every shard index's crc32c
     assert array.shape == data.shape and array.dtype == data.dtype
@@ -33,15 +34,16 @@ def test_zarr_reads_back_what_was_written(tmp_path, frames, chunk, shard):
 @pytest.mark.parametrize("shape,chunk,shard,names", [((37, 6, 7, 3), 8, 256, ("t", "y", "x", "c")),
                                                      ((12, 5, 4), 1, 12, ("window", "y", "x")),
                                                      ((9, 4), 4, 8, None)])
-def test_metadata_is_what_zarr_writes(tmp_path, shape, chunk, shard, names):
+@pytest.mark.parametrize("codec", ["zstd", "raw"])
+def test_metadata_is_what_zarr_writes(tmp_path, shape, chunk, shard, names, codec):
     import zarr
     from zarr.codecs import ZstdCodec
 
     zarr.create_array(str(tmp_path / "z"), shape=shape, dtype="uint8", chunks=(chunk, *shape[1:]),
-                      shards=(shard, *shape[1:]), compressors=[ZstdCodec(level=2)], fill_value=0,
-                      dimension_names=names)
+                      shards=(shard, *shape[1:]), compressors=[ZstdCodec(level=2)] if codec == "zstd" else None,
+                      fill_value=0, dimension_names=names)
     theirs = json.loads((tmp_path / "z" / "zarr.json").read_text())
-    ours = array_metadata(shape, np.dtype("uint8"), chunk_length=chunk, shard_length=shard, level=2,
+    ours = array_metadata(shape, np.dtype("uint8"), chunk_length=chunk, shard_length=shard, level=2, codec=codec,
                           dimension_names=names)
     assert ours == theirs
 
