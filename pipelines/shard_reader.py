@@ -74,7 +74,7 @@ class ShardedArrayReader:
         self.chunks_per_shard = self.shard_length // self.chunk_length
         self.fill_value = fill
         self._frame_shape = self.shape[1:]
-        self._indices: dict[int, np.ndarray | None] = {}
+        self._indices: dict[int, list[tuple[int, int] | None]] = {}
 
     def _copy_raw(self, data: bytes, out: np.ndarray) -> np.ndarray:
         if len(data) != out.nbytes:
@@ -85,42 +85,50 @@ class ShardedArrayReader:
     def _shard_file(self, shard: int) -> Path:
         return self.path.joinpath("c", str(shard), *(["0"] * (len(self.shape) - 1)))
 
-    def _index(self, shard: int, fd: int, size: int) -> np.ndarray:
+    def _index(self, shard: int, fd: int, size: int) -> list[tuple[int, int]]:
+        """The shard's (offset, nbytes) per inner chunk, read once and kept as Python ints."""
         index = self._indices.get(shard)
         if index is None:
             length = self.chunks_per_shard * 16
-            raw = os.pread(fd, length, size - length - _CRC_BYTES)
-            index = np.frombuffer(raw, dtype="<u8").reshape(self.chunks_per_shard, 2)
-            used = index[:, 0] != _EMPTY
-            if (index[used, 0] + index[used, 1] > size).any():
+            raw = np.frombuffer(os.pread(fd, length, size - length - _CRC_BYTES), dtype="<u8")
+            raw = raw.reshape(self.chunks_per_shard, 2)
+            used = raw[:, 0] != _EMPTY
+            if (raw[used, 0] + raw[used, 1] > size).any():
                 raise OSError(f"{self._shard_file(shard)}: shard index points past the end of the file")
+            index = [(int(o), int(n)) if u else None for (o, n), u in zip(raw.tolist(), used.tolist())]
             self._indices[shard] = index
         return index
 
     def _decode_chunk(self, shard: int, local: int, fd: int | None, size: int, buffer: np.ndarray) -> np.ndarray:
         """Inner chunk ``local`` of ``shard``, decoded into ``buffer`` (chunk_length rows)."""
         if fd is not None:
-            offset, nbytes = self._index(shard, fd, size)[local]
-            if offset != _EMPTY:
-                self._decode(os.pread(fd, int(nbytes), int(offset)), buffer)
+            entry = self._index(shard, fd, size)[local]
+            if entry is not None:
+                offset, nbytes = entry
+                self._decode(os.pread(fd, nbytes, offset), buffer)
                 return buffer
         buffer[...] = self.fill_value
         return buffer
 
     def take(self, rows) -> np.ndarray:
-        """``array[rows]`` for sorted or unsorted row indices, decoding each needed chunk once."""
-        rows = np.asarray(rows, dtype=np.int64)
+        """``array[rows]`` for sorted or unsorted row indices, decoding each needed chunk once.
+
+        A chunk of one row that is asked for once is decoded straight into the output.
+        """
+        rows = [int(r) for r in rows]
         out = np.empty((len(rows), *self._frame_shape), dtype=self.dtype)
-        if rows.size == 0:
+        if not rows:
             return out
-        if rows.min() < 0 or rows.max() >= self.shape[0]:
-            raise IndexError(f"{self.path}: rows {rows.min()}..{rows.max()} outside [0, {self.shape[0]})")
-        buffer = np.empty((self.chunk_length, *self._frame_shape), dtype=self.dtype)
-        chunk_of = rows // self.chunk_length
+        if min(rows) < 0 or max(rows) >= self.shape[0]:
+            raise IndexError(f"{self.path}: rows {min(rows)}..{max(rows)} outside [0, {self.shape[0]})")
+        wanted: dict[int, list[int]] = {}  # chunk -> positions in `out`
+        for position, row in enumerate(rows):
+            wanted.setdefault(row // self.chunk_length, []).append(position)
+        buffer = None
         open_shard, fd, size = None, None, 0
         try:
-            for chunk in np.unique(chunk_of):
-                shard, local = divmod(int(chunk), self.chunks_per_shard)
+            for chunk in sorted(wanted):
+                shard, local = divmod(chunk, self.chunks_per_shard)
                 if shard != open_shard:
                     if fd is not None:
                         os.close(fd)
@@ -130,9 +138,16 @@ class ShardedArrayReader:
                         size = os.fstat(fd).st_size
                     except FileNotFoundError:  # an all-fill shard is not written
                         fd = None
+                positions = wanted[chunk]
+                if self.chunk_length == 1 and len(positions) == 1:
+                    self._decode_chunk(shard, local, fd, size, out[positions[0] : positions[0] + 1])
+                    continue
+                if buffer is None:
+                    buffer = np.empty((self.chunk_length, *self._frame_shape), dtype=self.dtype)
                 decoded = self._decode_chunk(shard, local, fd, size, buffer)
-                wanted = np.flatnonzero(chunk_of == chunk)
-                out[wanted] = decoded[rows[wanted] - int(chunk) * self.chunk_length]
+                first = chunk * self.chunk_length
+                for position in positions:
+                    out[position] = decoded[rows[position] - first]
         finally:
             if fd is not None:
                 os.close(fd)
