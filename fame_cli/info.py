@@ -30,7 +30,7 @@ def info(
     from rich.table import Table
 
     table = Table(title=f"fame cache {cache}", show_header=False)
-    for key in ("layout", "source", "videos", "frames", "frames_stored", "pending"):
+    for key in ("layout", "source", "videos", "frames", "frames_stored", "frame_codec", "pending"):
         table.add_row(key, str(summary[key]))
     table.add_row("classes", f"{len(summary['classes'])}: " + ", ".join(summary["classes"][:10])
                   + (" ..." if len(summary["classes"]) > 10 else ""))

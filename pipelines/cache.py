@@ -232,6 +232,8 @@ class CacheReader:
         self.classes: list[str] = list(self.dataset.get("classes", []))
         self.source = Path(source) if source is not None else Path(self.dataset.get("root", ""))
         self.has_frames: bool = bool(self.settings.get("frames", True))
+        #: how the frames are stored: "jpeg", "zstd" (caches made before the choice existed) or "raw"; None without frames
+        self.frame_codec: str | None = self.settings.get("frame_codec", "zstd") if self.has_frames else None
         self._info = {vid: attrs for vid, attrs in _scan(self.path / VIDEOS) if attrs.get("complete") is True}
         self.video_ids: list[str] = sorted(self._info)
         self.errors: list[dict] = [
@@ -348,6 +350,7 @@ class CacheReader:
             "videos": len(self.video_ids),
             "frames": int(sum(self._info[v]["num_frames"] for v in self.video_ids)),
             "frames_stored": self.has_frames,
+            "frame_codec": self.frame_codec,
             "classes": self.classes,
             "splits": {name: len(ids) for name, ids in sorted(splits.items())},
             "listed": int(self.dataset.get("videos", 0)),

@@ -135,6 +135,7 @@ def test_cli_exit_status_and_info_json(dataset_with_bad_files, tmp_path):
     assert info.returncode == 0, info.stderr
     summary = json.loads(info.stdout)
     assert summary["videos"] == 15 and summary["frames"] > 0
+    assert summary["frames_stored"] is True and summary["frame_codec"] == "jpeg"
     assert summary["classes"] == ["Horizontal", "Vertical", "Circle"]
     assert summary["splits"]["train1"] > 0 and summary["splits"]["test1"] > 0
     assert {"path", "reason"} <= set(summary["errors"][0])
@@ -198,7 +199,7 @@ def test_frames_match_the_decoded_video(synth_dataset, tmp_path, codec):
     inner = frames_json["codecs"][0]["configuration"]
     assert inner["codecs"][-1]["name"] == {"jpeg": "fame.jpeg", "zstd": "zstd", "raw": "bytes"}[codec]
     assert inner["chunk_shape"][0] == {"jpeg": 1, "zstd": 8, "raw": 1}[codec]
-    assert reader.settings["frame_codec"] == codec
+    assert reader.settings["frame_codec"] == codec and reader.summary()["frame_codec"] == codec
 
 
 def test_bad_frame_codec_settings_are_refused(tmp_path):
