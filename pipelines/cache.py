@@ -10,8 +10,9 @@ Layout (format version 1; documented for users in ``docs/cache-format.md``)::
 
 A video counts as finished only when its group's attrs carry ``"complete": true``, which
 is written last, after its arrays (each metadata and shard file is written atomically
-through a rename, see ``shard_writer``). Anything else found under ``videos/`` is a half-written leftover of an
-interrupted run: it is never read, and the next run deletes and redoes it.
+through a rename, see ``shard_writer``). Anything else found under ``videos/`` is a
+half-written leftover of an interrupted run: it is never read, and the next run deletes
+and redoes it.
 
 Each video lives in its own group, so several processes or machines can write into one
 store at once without touching each other's files.
@@ -151,8 +152,8 @@ def write_video(
     """Write one video's arrays, then mark it complete (last, so a kill leaves it incomplete).
 
     Frames go through ``frame_codec`` ("jpeg" at ``frame_quality``, lossless "zstd" at
-    ``zstd_level``, or "raw", uncompressed) in chunks of ``frame_chunk`` frames (default: the codec's own, see
-    ``FRAME_CHUNKS``); masks always through zstd. The group and arrays are written as plain
+    ``zstd_level``, or "raw", uncompressed) in chunks of ``frame_chunk`` frames (default:
+    the codec's own, see ``FRAME_CHUNKS``); masks always through zstd. The group and arrays are written as plain
     files in the layout zarr itself writes (``shard_writer``), skipping zarr's asynchronous
     machinery, which cost as much per video as compressing its frames.
     """
@@ -232,7 +233,8 @@ class CacheReader:
         self.classes: list[str] = list(self.dataset.get("classes", []))
         self.source = Path(source) if source is not None else Path(self.dataset.get("root", ""))
         self.has_frames: bool = bool(self.settings.get("frames", True))
-        #: how the frames are stored: "jpeg", "zstd" (caches made before the choice existed) or "raw"; None without frames
+        #: how the frames are stored: "jpeg", "zstd" (also caches made before the choice
+        #: existed) or "raw"; None without frames
         self.frame_codec: str | None = self.settings.get("frame_codec", "zstd") if self.has_frames else None
         self._info = {vid: attrs for vid, attrs in _scan(self.path / VIDEOS) if attrs.get("complete") is True}
         self.video_ids: list[str] = sorted(self._info)
