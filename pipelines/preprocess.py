@@ -63,7 +63,12 @@ class PreprocessSettings:
         """The settings that decide what the cache holds; a resume must match them."""
         keys = ("short_side", "frames", "window", "stride", "hop", "fg_fraction", "bg_fraction", "colour_bins",
                 "frame_codec", "frame_quality", "frame_chunk", "zstd_level")
-        return {k: getattr(self, k) for k in keys}
+        content = {k: getattr(self, k) for k in keys}
+        if not self.frames:  # no frames stored: how they would have been stored does not matter
+            content.update(frame_codec=None, frame_quality=None, frame_chunk=None)
+        elif self.frame_codec != "jpeg":
+            content["frame_quality"] = None
+        return content
 
 
 @dataclass

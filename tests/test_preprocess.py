@@ -163,6 +163,19 @@ def test_resume_refuses_other_settings(synth_dataset, tmp_path):
     run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1))
     with pytest.raises(CacheError, match="short_side"):
         run_preprocess(settings_for(synth_dataset / "UCF-101", cache, short_side=40))
+    with pytest.raises(CacheError, match="frame_quality"):  # JPEG frames: the quality is content
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, frame_quality=80))
+
+
+@pytest.mark.parametrize("made, resumed", [
+    ({"frame_codec": "zstd"}, {"frame_codec": "zstd", "frame_quality": 50}),  # quality is JPEG's only
+    ({"frames": False}, {"frames": False, "frame_codec": "raw"}),  # no frames, no frame codec
+])
+def test_resume_ignores_settings_that_do_not_change_the_content(synth_dataset, tmp_path, made, resumed):
+    cache = tmp_path / "c.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, **made))
+    summary = run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, **resumed))
+    assert (summary.done, summary.skipped) == (1, 1)
 
 
 def test_no_frames_cache_decodes_from_source(synth_dataset, tmp_path):
