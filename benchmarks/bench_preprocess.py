@@ -11,7 +11,7 @@ Measures, side by side in one run on the same files and worker count:
 4. frame codecs (JPEG qualities, zstd levels, chunk lengths) on the same frames, through
    the cache's own writer and reader, to justify the choice.
 
-Run:  python benchmarks/bench_preprocess.py [--videos 24] [--frames 150] [--workers 2]
+Run:  python benchmarks/bench_preprocess.py [--videos 24] [--frames 150] [--workers 2] [--keyframe-interval 12]
 Prints Markdown tables (copy them into docs/benchmarks.md with the machine).
 """
 
@@ -191,6 +191,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--codec", choices=("mpeg4", "h264"), default="mpeg4", help="source codec (UCF101: mpeg4)")
+    parser.add_argument("--keyframe-interval", type=int, default=12,
+                        help="frames between keyframes of the source videos (what a random seek costs decord)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--short-side", type=int, default=128)
     parser.add_argument("--clips", type=int, default=200)
@@ -206,7 +208,7 @@ def main() -> None:
         classes = min(5, args.videos)
         write_dataset(SynthSettings(out_dir=str(data), classes=classes, videos_per_class=max(1, args.videos // classes),
                                     frames=args.frames, height=args.height, width=args.width,
-                                    codec=args.codec))
+                                    codec=args.codec, keyframe_interval=args.keyframe_interval))
     source = data / "UCF-101"
     paths = sorted(str(p) for p in source.rglob("*.*"))
     source_bytes = sum(os.path.getsize(p) for p in paths)
@@ -234,7 +236,8 @@ def main() -> None:
     parts = stage_breakdown(paths[: min(len(paths), 8)], args.short_side)
 
     print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}; "
-          f"{len(paths)} videos of {args.frames} frames at {args.width}x{args.height} ({args.codec}), "
+          f"{len(paths)} videos of {args.frames} frames at {args.width}x{args.height} ({args.codec}, a keyframe "
+          f"every {args.keyframe_interval} frames), "
           f"short side {args.short_side}, {args.workers} workers\n")
     print("| part of the stage, per video, 1 process | ms | vs decode |")
     print("| --- | --- | --- |")

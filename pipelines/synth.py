@@ -58,6 +58,7 @@ class SynthSettings:
     folds: int = 3  # UCF101-style train/test folds
     test_every: int = 4  # in fold k, video i is a test video when i % test_every == k - 1
     codec: str = "mpeg4"  # "mpeg4" (AVI, as UCF101 ships) or "h264" (as Kinetics ships)
+    keyframe_interval: int = 12  # frames from one keyframe to the next (PyAV's default; x264's own is 250)
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int) -> np.ndarray:
@@ -184,8 +185,9 @@ def render_video(
     return video, masks
 
 
-def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4") -> None:
-    """Write T,H,W,3 uint8 frames via PyAV: MPEG-4 Part 2 (as UCF101 ships) or H.264."""
+def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4", keyframe_interval: int = 12) -> None:
+    """Write T,H,W,3 uint8 frames via PyAV: MPEG-4 Part 2 (as UCF101 ships) or H.264, with a
+    keyframe every ``keyframe_interval`` frames (which decides what a random seek costs)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,6 +196,7 @@ def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4"
         stream = container.add_stream("libx264" if codec == "h264" else "mpeg4", rate=round(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = keyframe_interval
         if codec == "h264":
             stream.options = {"crf": "20", "preset": "veryfast"}
         else:
@@ -250,7 +253,7 @@ def write_dataset(settings: SynthSettings, progress: Callable[[int, int], None] 
             sprite, shape = pool[int(video_rng.integers(0, len(pool)))]
             ys, xs, scales = motion_path(motion, video_rng, settings.frames, settings.height, settings.width, size)
             frames, masks = render_video(background, sprite, shape, ys, xs, scales, video_rng, noise=settings.noise)
-            write_video(root / relative, frames, settings.fps, settings.codec)
+            write_video(root / relative, frames, settings.fps, settings.codec, settings.keyframe_interval)
             truth = ground_truth_path(out, relative)
             truth.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(truth, mask=np.packbits(masks), shape=np.array(masks.shape))
