@@ -51,4 +51,5 @@ class JpegCodec(ArrayBytesCodec):
         return chunk_spec.prototype.buffer.from_bytes(encode_frames(frames, self.quality))
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec) -> int:
-        raise NotImplementedError  # variable size, like every compressor
+        """zarr's protocol: codecs whose output size varies (every compressor) raise here."""
+        raise NotImplementedError("a JPEG chunk's size depends on its content")
