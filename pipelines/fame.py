@@ -268,9 +268,10 @@ def soft_foreground_map(
     """
     saliency = motion_saliency(clip, kernel_size=kernel_size)  # B, H, W
     # The mean frame is summed in float64, where sums of float32 values in [0, 1] are exact, so it
-    # does not depend on summation order and video_soft_maps reproduces it bit for bit. This
-    # matters: a hue of a whole quarter turn, frequent with integer RGB such as (157, 120, 194),
-    # puts hx or hy on a bin edge of step 3, where one ulp changes the pixel's colour id.
+    # does not depend on summation order or batch layout. This matters: a hue of a whole quarter
+    # turn, frequent with integer RGB such as (157, 120, 194), puts hx or hy on a bin edge of
+    # step 3, where one ulp changes the pixel's colour id (video_soft_maps' integer sums can land
+    # one ulp away; docs/method.md measures what that changes).
     mean_frame = clip.mean(dim=2, dtype=torch.float64).to(clip.dtype)  # B, C, H, W
     return _refine_with_colour(
         saliency,
