@@ -41,7 +41,7 @@ class PreprocessSettings:
     fg_fraction: float = 0.5  # step 2: share of pixels taken as foreground seeds
     bg_fraction: float = 0.1  # step 2: share of pixels taken as background seeds
     colour_bins: int = 10  # step 3: bins per colour axis
-    frame_codec: str = cache_format.FRAME_CODEC  # jpeg (small, lossy) | zstd (lossless) | raw (fastest reads, 15x larger)
+    frame_codec: str = cache_format.FRAME_CODEC  # jpeg (small, lossy) | zstd (lossless) | raw (fastest reads, 12x larger)
     frame_quality: int = cache_format.JPEG_QUALITY  # JPEG quality of the frames (1..100)
     frame_chunk: int = 0  # frames per compressed chunk, the unit of reading (0: the codec's own, jpeg/raw 1, zstd 8)
     zstd_level: int = cache_format.ZSTD_LEVEL  # zstd level of the masks, and of the frames with --frame-codec zstd
