@@ -259,3 +259,17 @@ def test_sigkill_mid_run_then_resume_equals_single_run(synth_dataset, tmp_path):
     final = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
     assert read_all(cache) == read_all(reference)
+
+
+@pytest.mark.parametrize("option", [["--frame-codec", "png"], ["--frame-quality", "0"], ["--frame-chunk", "-1"]])
+def test_cli_refuses_bad_frame_settings_in_one_line(synth_dataset, tmp_path, option):
+    from typer.testing import CliRunner
+
+    from fame_cli.main import app
+
+    result = CliRunner().invoke(app, ["preprocess", str(synth_dataset / "UCF-101"), "--cache", str(tmp_path / "c.zarr"),
+                                      *option])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and option[0] in lines[0]
+    assert not (tmp_path / "c.zarr").exists()
