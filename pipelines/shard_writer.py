@@ -24,33 +24,25 @@ EMPTY = 2**64 - 1
 CODECS = ("zstd", "jpeg", "raw")
 
 
-def inner_codecs(codec: str, level: int, dtype: np.dtype) -> list[dict]:
-    """The inner chunks' codec list in ``zarr.json``: ``level`` is zstd's level or JPEG's quality."""
+def inner_codec(codec: str, level: int, dtype: np.dtype):
+    """The inner chunks' codec list for ``zarr.json`` and the function encoding one chunk.
+
+    ``level`` is zstd's level or JPEG's quality (raw ignores it).
+    """
     bytes_codec = {"name": "bytes"} if np.dtype(dtype).itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}
-    if codec == "zstd":
-        return [bytes_codec, {"name": "zstd", "configuration": {"level": level, "checksum": False}}]
-    if codec == "raw":
-        return [bytes_codec]
-    if codec == "jpeg":
-        from .jpeg_frames import CODEC_NAME
-
-        return [{"name": CODEC_NAME, "configuration": {"quality": level}}]
-    raise ValueError(f"unknown frame codec {codec!r}; choose one of {', '.join(CODECS)}")
-
-
-def chunk_encoder(codec: str, level: int):
-    """A function from one inner chunk (an ndarray) to its encoded bytes."""
     if codec == "zstd":
         from numcodecs import Zstd
 
         zstd = Zstd(level=level)
-        return lambda chunk: zstd.encode(np.ascontiguousarray(chunk))
+        codecs = [bytes_codec, {"name": "zstd", "configuration": {"level": level, "checksum": False}}]
+        return codecs, lambda chunk: zstd.encode(np.ascontiguousarray(chunk))
     if codec == "jpeg":
-        from .jpeg_frames import encode_frames
+        from .jpeg_frames import CODEC_NAME, encode_frames
 
-        return lambda chunk: encode_frames(chunk, level)
+        return [{"name": CODEC_NAME, "configuration": {"quality": level}}], lambda chunk: encode_frames(chunk, level)
     if codec == "raw":
-        return lambda chunk: np.ascontiguousarray(chunk).astype(chunk.dtype.newbyteorder("<"), copy=False).tobytes()
+        little = np.dtype(dtype).newbyteorder("<")
+        return [bytes_codec], lambda chunk: np.ascontiguousarray(chunk, dtype=little).tobytes()
     raise ValueError(f"unknown frame codec {codec!r}; choose one of {', '.join(CODECS)}")
 
 
@@ -77,7 +69,7 @@ def array_metadata(
                 "name": "sharding_indexed",
                 "configuration": {
                     "chunk_shape": [chunk_length, *rest],
-                    "codecs": inner_codecs(codec, level, dtype),
+                    "codecs": inner_codec(codec, level, dtype)[0],
                     "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
                     "index_location": "end",
                 },
@@ -147,7 +139,7 @@ def write_sharded_array(
     path.mkdir(parents=True, exist_ok=True)
     meta = array_metadata(data.shape, data.dtype, chunk_length=chunk_length, shard_length=shard_length, level=level,
                           codec=codec, dimension_names=dimension_names)
-    encode = chunk_encoder(codec, level)
+    encode = inner_codec(codec, level, data.dtype)[1]
     write_json(path / "zarr.json", meta)
     for shard, begin in enumerate(range(0, len(data), shard_length)):
         encoded = encode_shard(data[begin : begin + shard_length], chunk_length=chunk_length,
