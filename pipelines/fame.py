@@ -11,9 +11,11 @@ The augmentation, as the paper's code runs it on every batch of query clips:
 5. ``select_foreground``      the hard mask: top ``beta`` of the pixels
 6. ``merge_foreground_background``  x[perm] * (1 - M) + x * M
 
+Step 4 is ``colour_histograms`` (of the seeds' colour ids) then ``likelihood_from_histograms``.
 ``soft_foreground_map`` is steps 1-4 and ``fame_augment`` steps 1-6. The offline path used by
 preprocessing (``window_starts``, ``video_soft_maps``, ``window_for_clip``) computes the soft
-map of steps 1-4 once per temporal window of a whole video; see ``docs/method.md``.
+map of steps 1-4 once per temporal window of a whole video, optionally pooling step 4's
+histograms over neighbouring windows (``pool_neighbouring_windows``); see ``docs/method.md``.
 
 Every function is pure (inputs are never modified) and takes its device from its input.
 """
@@ -207,6 +209,45 @@ def colour_ids(mean_frame: torch.Tensor, *, bins: int = 10) -> torch.Tensor:
     return ids.long()  # B, H, W
 
 
+def colour_histograms(
+    ids: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, *, bins: int = 10
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 4, first half: the histograms of the colour ids of the foreground seeds and of the
+    background seeds, each float32 B, bins**3 (counts of pixels)."""
+    colours = bins**3
+    flat_ids = ids.flatten(1)  # B, H*W
+    histograms = []
+    for seeds in (fg, bg):
+        counts = torch.zeros(ids.shape[0], colours, device=ids.device)  # B, bins**3
+        histograms.append(counts.scatter_add_(1, flat_ids, seeds.flatten(1).float()))
+    return histograms[0], histograms[1]
+
+
+def likelihood_from_histograms(
+    ids: torch.Tensor,
+    fg_counts: torch.Tensor,
+    bg_counts: torch.Tensor,
+    *,
+    kernel_size: int | None = None,
+    bg_pseudocount: float = 1.0,
+) -> torch.Tensor:
+    """Step 4, second half: ``p = Pfg(c) / (Pfg(c) + Pbg(c))`` for every pixel's colour id.
+
+    The seed histograms (B, bins**3) are normalised to distributions, after adding
+    ``bg_pseudocount`` to every background bin; the per-pixel ratio is then blurred and
+    min-max normalised. Returns float32 B, H, W in [0, 1].
+    """
+    flat_ids = ids.flatten(1)  # B, H*W
+    bg_counts = bg_counts + bg_pseudocount  # B, bins**3
+    fg_total = fg_counts.sum(dim=1, keepdim=True)  # B, 1
+    p_fg = fg_counts / torch.where(fg_total > 0, fg_total, torch.ones_like(fg_total))
+    p_bg = bg_counts / bg_counts.sum(dim=1, keepdim=True)
+    pixel_fg = p_fg.gather(1, flat_ids)  # B, H*W
+    pixel_bg = p_bg.gather(1, flat_ids)  # B, H*W
+    likelihood = (pixel_fg / (pixel_fg + pixel_bg)).view(ids.shape).to(torch.float32)  # B, H, W
+    return _blur_and_normalise(likelihood, kernel_size)
+
+
 def colour_likelihood(
     ids: torch.Tensor,
     fg: torch.Tensor,
@@ -223,20 +264,8 @@ def colour_likelihood(
     each pixel ``p = Pfg(c) / (Pfg(c) + Pbg(c))``; then blur (same kernel as step 1, by default
     about 10% of the shorter side) and min-max normalise. Returns float32 B, H, W in [0, 1].
     """
-    colours = bins**3
-    flat_ids = ids.flatten(1)  # B, H*W
-    histograms = []
-    for seeds in (fg, bg):
-        counts = torch.zeros(ids.shape[0], colours, device=ids.device)  # B, bins**3
-        histograms.append(counts.scatter_add_(1, flat_ids, seeds.flatten(1).float()))
-    fg_counts, bg_counts = histograms[0], histograms[1] + bg_pseudocount  # B, bins**3
-    fg_total = fg_counts.sum(dim=1, keepdim=True)  # B, 1
-    p_fg = fg_counts / torch.where(fg_total > 0, fg_total, torch.ones_like(fg_total))
-    p_bg = bg_counts / bg_counts.sum(dim=1, keepdim=True)
-    pixel_fg = p_fg.gather(1, flat_ids)  # B, H*W
-    pixel_bg = p_bg.gather(1, flat_ids)  # B, H*W
-    likelihood = (pixel_fg / (pixel_fg + pixel_bg)).view(ids.shape)  # B, H, W
-    return _blur_and_normalise(likelihood, kernel_size)
+    fg_counts, bg_counts = colour_histograms(ids, fg, bg, bins=bins)  # B, bins**3 each
+    return likelihood_from_histograms(ids, fg_counts, bg_counts, kernel_size=kernel_size, bg_pseudocount=bg_pseudocount)
 
 
 def _refine_with_colour(
@@ -427,6 +456,18 @@ def _window_sums(frames: np.ndarray, starts, *, window: int, stride: int) -> tup
     return motion, colour
 
 
+def pool_neighbouring_windows(counts: torch.Tensor, radius: int) -> torch.Tensor:
+    """Each window's histogram summed with those of the ``radius`` windows on each side (fewer
+    at the ends of the video): counts (G, C) -> float64 G, C, exact. ``radius`` 0 returns ``counts``."""
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    if radius == 0:
+        return counts
+    running = F.pad(counts.double().cumsum(dim=0), (0, 0, 1, 0))  # G + 1, C: running[i] = sum of rows < i
+    rows = torch.arange(len(counts))
+    return running[(rows + radius + 1).clamp(max=len(counts))] - running[(rows - radius).clamp(min=0)]  # G, C
+
+
 def video_soft_maps(
     frames,
     *,
@@ -437,6 +478,7 @@ def video_soft_maps(
     bg_fraction: float = 0.1,
     bins: int = 10,
     kernel_size: int | None = None,
+    colour_context: int = 0,
     windows_per_batch: int = 32,
 ) -> tuple[torch.Tensor, list[int]]:
     """Soft foreground maps (steps 1-4) of every window of a whole video, as uint8, on the CPU.
@@ -447,25 +489,36 @@ def video_soft_maps(
     come from exact integer sums (``_window_sums``) rather than from float32 values ``k/255``.
     The two mean frames can differ by one float32 ulp, which moves a pixel whose colour sits on
     a bin edge of step 3 to the neighbouring bin; the maps then differ by a few levels at a few
-    pixels (measured in ``docs/method.md``, bounded in the tests). The windows go through
-    steps 1-4 in batches of ``windows_per_batch`` (memory stays bounded on long videos).
-    Returns (maps uint8 N, H, W, starts).
+    pixels (measured in ``docs/method.md``, bounded in the tests).
+
+    ``colour_context`` > 0 is our option, not the paper's: step 4's colour histograms of each
+    window then pool the seeds of the ``colour_context`` windows on each side as well (more
+    samples of what the mover and the background look like), while each pixel is still scored
+    on its own window's mean frame. 0 is the paper's step 4, one window at a time.
+
+    The windows go through steps 1-3 in batches of ``windows_per_batch`` (memory stays bounded
+    on long videos), then through step 4. Returns (maps uint8 N, H, W, starts).
     """
     frames = frames.numpy(force=True) if torch.is_tensor(frames) else frames
     starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
-    maps = []
-    for group in range(0, len(starts), windows_per_batch):
-        motion, colour = _window_sums(frames, starts[group : group + windows_per_batch], window=window, stride=stride)
+    groups = [starts[i : i + windows_per_batch] for i in range(0, len(starts), windows_per_batch)]
+    ids, fg_counts, bg_counts = [], [], []
+    for group in groups:  # steps 1-3, and the seed histograms of step 4
+        motion, colour = _window_sums(frames, group, window=window, stride=stride)
         saliency = torch.from_numpy(motion / np.float32(UINT8_MAX * (window - 1)))  # G, H, W
         mean_frame = np.ascontiguousarray(colour.transpose(0, 3, 1, 2)).astype(np.float32)
         mean_frame /= np.float32(UINT8_MAX * window)  # G, 3, H, W in [0, 1]
-        soft = _refine_with_colour(
-            _blur_and_normalise(saliency, kernel_size),
-            torch.from_numpy(mean_frame),
-            fg_fraction=fg_fraction,
-            bg_fraction=bg_fraction,
-            bins=bins,
-            kernel_size=kernel_size,
-        )  # G, H, W
+        fg, bg = seed_regions(_blur_and_normalise(saliency, kernel_size), fg_fraction=fg_fraction,
+                              bg_fraction=bg_fraction)  # G, H, W each
+        ids.append(colour_ids(torch.from_numpy(mean_frame), bins=bins))  # G, H, W
+        counts = colour_histograms(ids[-1], fg, bg, bins=bins)  # G, bins**3 each
+        fg_counts.append(counts[0])
+        bg_counts.append(counts[1])
+    sizes = [len(group) for group in groups]
+    fg_counts = pool_neighbouring_windows(torch.cat(fg_counts), colour_context).split(sizes)
+    bg_counts = pool_neighbouring_windows(torch.cat(bg_counts), colour_context).split(sizes)
+    maps = []
+    for group_ids, group_fg, group_bg in zip(ids, fg_counts, bg_counts):  # step 4
+        soft = likelihood_from_histograms(group_ids, group_fg, group_bg, kernel_size=kernel_size)  # G, H, W
         maps.append(torch.round(soft * UINT8_MAX).to(torch.uint8))
     return torch.cat(maps), starts

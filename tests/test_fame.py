@@ -78,16 +78,19 @@ def ref_colour_ids(mean_frame, bins=10):
     return out
 
 
-def ref_colour_likelihood(ids, fg, bg, bins, kernel_size):
+def ref_colour_likelihood(ids, fg, bg, bins, kernel_size, radius=0):
+    """Step 4 per sample; with ``radius`` > 0 the histograms of sample b count the seeds of
+    samples b - radius .. b + radius (the windows of one video, in order)."""
     batch, height, width = ids.shape
     p = np.zeros((batch, height, width))
     for b in range(batch):
         fg_hist = np.zeros(bins**3)
         bg_hist = np.ones(bins**3)
-        for y in range(height):
-            for x in range(width):
-                fg_hist[ids[b, y, x]] += fg[b, y, x]
-                bg_hist[ids[b, y, x]] += bg[b, y, x]
+        for other in range(max(0, b - radius), min(batch, b + radius + 1)):
+            for y in range(height):
+                for x in range(width):
+                    fg_hist[ids[other, y, x]] += fg[other, y, x]
+                    bg_hist[ids[other, y, x]] += bg[other, y, x]
         fg_hist /= max(fg_hist.sum(), 1)
         bg_hist /= bg_hist.sum()
         for y in range(height):
@@ -424,3 +427,34 @@ def test_linear_time_selection_equals_a_stable_sort_with_many_ties(count):
     bottom = torch.zeros_like(values, dtype=torch.bool).scatter_(1, order[:, values.shape[1] - count:], True)
     assert torch.equal(_largest(values, count), top)
     assert torch.equal(_smallest(values, count), bottom if count else torch.zeros_like(bottom))
+
+
+def test_pool_neighbouring_windows_sums_each_window_with_its_neighbours():
+    counts = torch.tensor([[1.0, 0], [2, 1], [4, 0], [8, 2]])
+    assert fame.pool_neighbouring_windows(counts, 0) is counts
+    assert fame.pool_neighbouring_windows(counts, 1).tolist() == [[3, 1], [7, 1], [14, 3], [12, 2]]
+    assert fame.pool_neighbouring_windows(counts, 10).tolist() == [[15, 3]] * 4  # the whole video
+    with pytest.raises(ValueError):
+        fame.pool_neighbouring_windows(counts, -1)
+
+
+@pytest.mark.parametrize("radius", [1, 2, 50])
+def test_colour_context_pools_the_seeds_of_neighbouring_windows(radius):
+    """video_soft_maps(colour_context=r) against a slow reference: steps 1-3 per window, then
+    step 4 with each window's histograms counting the seeds of r windows on each side."""
+    video, _ = moving_square_video(frames=40)
+    kwargs = {"window": 4, "stride": 2, "hop": 6}
+    maps, starts = fame.video_soft_maps(video, colour_context=radius, windows_per_batch=2, **kwargs)
+    clips = [video[s : s + 8 : 2].transpose(3, 0, 1, 2)[None].astype(np.float64) / 255 for s in starts]
+    ids, fg, bg = [], [], []
+    for clip in clips:
+        seeds = ref_seeds(ref_motion_saliency(clip, None))
+        fg.append(seeds[0][0])
+        bg.append(seeds[1][0])
+        ids.append(ref_colour_ids(clip.mean(axis=2))[0])
+    expected = ref_colour_likelihood(np.stack(ids), np.stack(fg), np.stack(bg), 10, None, radius=radius)
+    difference = (maps.int() - torch.from_numpy(np.round(expected * 255)).int()).abs()
+    assert difference.max() <= 4  # integer window sums vs float64 clips, as for the paper's step 4
+    assert (difference > 1).float().mean() < 1e-3
+    paper, _ = fame.video_soft_maps(video, **kwargs)
+    assert not torch.equal(maps, paper)
