@@ -41,6 +41,7 @@ class PreprocessSettings:
     fg_fraction: float = 0.5  # step 2: share of pixels taken as foreground seeds
     bg_fraction: float = 0.1  # step 2: share of pixels taken as background seeds
     colour_bins: int = 10  # step 3: bins per colour axis
+    colour_context: int = 0  # step 4 (ours): windows on each side whose seeds join a window's colour histograms; 0: the paper's
     frame_codec: str = cache_format.FRAME_CODEC  # jpeg (small, lossy) | zstd (lossless) | raw (fastest reads, 12x larger)
     frame_quality: int = cache_format.JPEG_QUALITY  # JPEG quality of the frames (1..100)
     frame_chunk: int = 0  # frames per compressed chunk, the unit of reading (0: the codec's own, jpeg/raw 1, zstd 8)
@@ -54,6 +55,8 @@ class PreprocessSettings:
             raise ValueError(f"--frame-codec {self.frame_codec!r}: choose one of {', '.join(cache_format.FRAME_CHUNKS)}")
         if not 1 <= self.frame_quality <= 100:
             raise ValueError(f"--frame-quality {self.frame_quality}: JPEG quality lies in [1, 100]")
+        if self.colour_context < 0:
+            raise ValueError(f"--colour-context {self.colour_context}: give a number of windows >= 0 (0: the paper's step 4)")
         if self.frame_chunk < 0:
             raise ValueError(f"--frame-chunk {self.frame_chunk}: give a number of frames, or 0 for the codec's own")
         if self.frame_chunk == 0:  # resolved here, so the cache records what was used
@@ -62,8 +65,10 @@ class PreprocessSettings:
     def content_settings(self) -> dict:
         """The settings that decide what the cache holds; a resume must match them."""
         keys = ("short_side", "frames", "window", "stride", "hop", "fg_fraction", "bg_fraction", "colour_bins",
-                "frame_codec", "frame_quality", "frame_chunk", "zstd_level")
+                "colour_context", "frame_codec", "frame_quality", "frame_chunk", "zstd_level")
         content = {k: getattr(self, k) for k in keys}
+        if not self.colour_context:  # the paper's step 4: recorded by absence, as caches made before the option
+            del content["colour_context"]
         if not self.frames:  # no frames stored: how they would have been stored does not matter
             content.update(frame_codec=None, frame_quality=None, frame_chunk=None)
         elif self.frame_codec != "jpeg":
@@ -125,6 +130,7 @@ def compute_soft_masks(frames: np.ndarray, settings: PreprocessSettings) -> tupl
     maps, starts = video_soft_maps(
         torch.from_numpy(frames), window=settings.window, stride=settings.stride, hop=settings.hop,
         fg_fraction=settings.fg_fraction, bg_fraction=settings.bg_fraction, bins=settings.colour_bins,
+        colour_context=settings.colour_context,
     )
     return maps.numpy(), list(starts)
 

@@ -165,6 +165,25 @@ def test_resume_refuses_other_settings(synth_dataset, tmp_path):
         run_preprocess(settings_for(synth_dataset / "UCF-101", cache, short_side=40))
     with pytest.raises(CacheError, match="frame_quality"):  # JPEG frames: the quality is content
         run_preprocess(settings_for(synth_dataset / "UCF-101", cache, frame_quality=80))
+    with pytest.raises(CacheError, match="colour_context"):
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, colour_context=2))
+
+
+def test_colour_context_is_recorded_and_changes_only_the_masks(synth_dataset, tmp_path):
+    paper, pooled = tmp_path / "paper.zarr", tmp_path / "pooled.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", paper, limit=2, frame_codec="raw"))
+    run_preprocess(settings_for(synth_dataset / "UCF-101", pooled, limit=2, frame_codec="raw", colour_context=2))
+    a, b = open_cache(paper), open_cache(pooled)
+    # the paper's step 4 is recorded by absence, as in caches made before the option existed
+    assert "colour_context" not in a.settings and b.settings["colour_context"] == 2
+    for vid in a.video_ids:
+        frames = range(a.info(vid)["num_frames"])
+        assert np.array_equal(a.frames(vid, frames), b.frames(vid, frames))
+        assert a.soft_masks(vid).shape == b.soft_masks(vid).shape
+    assert any(not np.array_equal(a.soft_masks(v), b.soft_masks(v)) for v in a.video_ids)
+    summary = run_preprocess(settings_for(synth_dataset / "UCF-101", pooled, limit=3, frame_codec="raw",
+                                          colour_context=2))
+    assert (summary.done, summary.skipped) == (1, 2)
 
 
 @pytest.mark.parametrize("made, resumed", [
@@ -216,7 +235,7 @@ def test_frames_match_the_decoded_video(synth_dataset, tmp_path, codec):
 
 
 def test_bad_frame_codec_settings_are_refused(tmp_path):
-    for bad in ({"frame_codec": "png"}, {"frame_quality": 0}, {"frame_chunk": -1}):
+    for bad in ({"frame_codec": "png"}, {"frame_quality": 0}, {"frame_chunk": -1}, {"colour_context": -1}):
         with pytest.raises(ValueError):
             settings_for(tmp_path, tmp_path / "c.zarr", **bad)
 
@@ -261,7 +280,8 @@ def test_sigkill_mid_run_then_resume_equals_single_run(synth_dataset, tmp_path):
     assert read_all(cache) == read_all(reference)
 
 
-@pytest.mark.parametrize("option", [["--frame-codec", "png"], ["--frame-quality", "0"], ["--frame-chunk", "-1"]])
+@pytest.mark.parametrize("option", [["--frame-codec", "png"], ["--frame-quality", "0"], ["--frame-chunk", "-1"],
+                                    ["--colour-context", "-1"]])
 def test_cli_refuses_bad_frame_settings_in_one_line(synth_dataset, tmp_path, option):
     from typer.testing import CliRunner
 
