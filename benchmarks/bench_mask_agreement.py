@@ -9,7 +9,7 @@ masks, and for each the ROC-AUC of the soft map and the share of the true foregr
 the clip kept inside the binary mask.
 
 Run: python benchmarks/bench_mask_agreement.py [--videos 20] [--crops 4] [--beta 0.5]
-     [--frame-codec jpeg] [--frame-quality 90] [--hop 16]
+     [--frame-codec jpeg] [--frame-quality 90] [--hop 16] [--colour-context 0] [--frames 64]
 Prints a Markdown table.
 """
 
@@ -40,14 +40,18 @@ def main() -> None:
     parser.add_argument("--frame-codec", default="jpeg", help="preprocess --frame-codec (the online map sees these frames)")
     parser.add_argument("--frame-quality", type=int, default=90, help="preprocess --frame-quality")
     parser.add_argument("--hop", type=int, default=16, help="preprocess --hop (frames between mask windows)")
+    parser.add_argument("--colour-context", type=int, default=0,
+                        help="preprocess --colour-context (windows on each side pooled into step 4's histograms)")
+    parser.add_argument("--frames", type=int, default=64, help="frames per synthetic video")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="fame-masks-"))
     classes = 5
     write_dataset(SynthSettings(out_dir=str(work), classes=classes, videos_per_class=max(1, args.videos // classes),
-                                frames=64, height=240, width=320, seed=args.seed))
+                                frames=args.frames, height=240, width=320, seed=args.seed))
     run_preprocess(PreprocessSettings(source=str(work / "UCF-101"), cache=str(work / "c.zarr"), workers=1,
-                                      frame_codec=args.frame_codec, frame_quality=args.frame_quality, hop=args.hop))
+                                      frame_codec=args.frame_codec, frame_quality=args.frame_quality, hop=args.hop,
+                                      colour_context=args.colour_context))
     reader = open_cache(work / "c.zarr")
     rng = np.random.default_rng(args.seed)
     rows = {k: [] for k in ("iou", "auc_offline", "auc_online", "kept_offline", "kept_online")}
@@ -80,7 +84,8 @@ def main() -> None:
             rows["kept_online"].append(foreground_kept(online.numpy(), true_crop, beta=args.beta))
     n = len(rows["iou"])
     frames = args.frame_codec + (f" q{args.frame_quality}" if args.frame_codec == "jpeg" else "")
-    print(f"\n{len(reader.video_ids)} synthetic videos (320x240, cache short side 128, {frames} frames, hop {args.hop}), {n} random "
+    print(f"\n{len(reader.video_ids)} synthetic videos ({args.frames} frames at 320x240, cache short side 128, {frames} "
+          f"frames, hop {args.hop}, colour context {args.colour_context}), {n} random "
           f"crops (scale 0.2-1) of 16x2 clips resized to {args.crop}, beta {args.beta}\n")
     print("| measure | offline (cached map, cropped) | online (steps 1-4 on the crop) |")
     print("| --- | --- | --- |")
