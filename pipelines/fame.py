@@ -102,11 +102,12 @@ def _largest(flat: torch.Tensor, count: int) -> torch.Tensor:
     if count >= pixels:
         return torch.ones_like(flat, dtype=torch.bool)
     threshold = torch.kthvalue(flat, pixels - count + 1, dim=1, keepdim=True).values  # B, 1
+    at_least = flat >= threshold
+    if bool((at_least.sum(dim=1) == count).all()):  # the usual case: no tie straddles the threshold
+        return at_least
     above = flat > threshold
     ties = flat == threshold
     wanted = count - above.sum(dim=1, keepdim=True)  # B, 1: how many ties still to take
-    if bool((ties.sum(dim=1, keepdim=True) == wanted).all()):  # the usual case: every tie is taken
-        return above | ties
     return above | (ties & (torch.cumsum(ties, dim=1) <= wanted))
 
 
@@ -119,12 +120,13 @@ def _smallest(flat: torch.Tensor, count: int) -> torch.Tensor:
     if count >= pixels:
         return torch.ones_like(flat, dtype=torch.bool)
     threshold = torch.kthvalue(flat, count, dim=1, keepdim=True).values  # B, 1
+    at_most = flat <= threshold
+    if bool((at_most.sum(dim=1) == count).all()):  # the usual case: no tie straddles the threshold
+        return at_most
     below = flat < threshold
     ties = flat == threshold
     tie_count = ties.sum(dim=1, keepdim=True)  # B, 1
     wanted = count - below.sum(dim=1, keepdim=True)  # B, 1: how many ties still to take, from the end
-    if bool((tie_count == wanted).all()):
-        return below | ties
     ties_from_here = tie_count - torch.cumsum(ties, dim=1) + ties.long()  # ties at this pixel or later
     return below | (ties & (ties_from_here <= wanted))
 
