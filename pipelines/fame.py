@@ -244,9 +244,8 @@ def likelihood_from_histograms(
     fg_total = fg_counts.sum(dim=1, keepdim=True)  # B, 1
     p_fg = fg_counts / torch.where(fg_total > 0, fg_total, torch.ones_like(fg_total))
     p_bg = bg_counts / bg_counts.sum(dim=1, keepdim=True)
-    pixel_fg = p_fg.gather(1, flat_ids)  # B, H*W
-    pixel_bg = p_bg.gather(1, flat_ids)  # B, H*W
-    likelihood = (pixel_fg / (pixel_fg + pixel_bg)).view(ids.shape).to(torch.float32)  # B, H, W
+    ratio = p_fg / (p_fg + p_bg)  # B, bins**3: each colour's p, then looked up per pixel (one gather)
+    likelihood = ratio.gather(1, flat_ids).view(ids.shape).to(torch.float32)  # B, H, W
     return _blur_and_normalise(likelihood, kernel_size)
 
 
