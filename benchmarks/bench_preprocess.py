@@ -14,6 +14,7 @@ Measures, side by side in one run on the same files and worker count:
    the cache's own writer and reader, to justify the choice.
 
 Run:  python benchmarks/bench_preprocess.py [--videos 24] [--frames 150] [--workers 2] [--keyframe-interval 12]
+      python benchmarks/bench_preprocess.py --source DATASET_ROOT   (your own videos, any layout fame reads)
 Prints Markdown tables (copy them into docs/benchmarks.md with the machine).
 """
 
@@ -228,19 +229,27 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each side; the best counts")
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temp folder)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="benchmark these videos (a dataset root in any layout fame reads) instead of synthetic ones")
     args = parser.parse_args()
 
+    from pipelines.layouts import discover_dataset
     from pipelines.synth import SynthSettings, write_dataset
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fame-bench-"))
-    data = work / "data"
-    if not (data / "UCF-101").exists():
-        classes = min(5, args.videos)
-        write_dataset(SynthSettings(out_dir=str(data), classes=classes, videos_per_class=max(1, args.videos // classes),
-                                    frames=args.frames, height=args.height, width=args.width,
-                                    codec=args.codec, keyframe_interval=args.keyframe_interval))
-    source = data / "UCF-101"
-    paths = sorted(str(p) for p in source.rglob("*.*"))
+    if args.source is None:
+        data = work / "data"
+        if not (data / "UCF-101").exists():
+            classes = min(5, args.videos)
+            write_dataset(SynthSettings(out_dir=str(data), classes=classes,
+                                        videos_per_class=max(1, args.videos // classes), frames=args.frames,
+                                        height=args.height, width=args.width, codec=args.codec,
+                                        keyframe_interval=args.keyframe_interval))
+        source = data / "UCF-101"
+    else:
+        source = args.source
+    index = discover_dataset(source, "auto")
+    paths = sorted(str(index.root / entry.path) for entry in index.entries)  # what the stage will read
     source_bytes = sum(os.path.getsize(p) for p in paths)
 
     # warm the page cache and the imports once, so neither side pays for the first read;
@@ -269,10 +278,13 @@ def main() -> None:
         [work / "cache.zarr", work / "zstd.zarr", work / "raw.zarr"], source, args.clips, 16, 2, seed=0)
     parts = stage_breakdown(paths[: min(len(paths), 8)], args.short_side)
 
+    if args.source is None:
+        videos = (f"{len(paths)} videos of {args.frames} frames at {args.width}x{args.height} ({args.codec}, a keyframe "
+                  f"every {args.keyframe_interval} frames)")
+    else:
+        videos = f"{len(paths)} videos from {args.source} ({decode_frames / len(paths):.0f} frames each on average)"
     print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}; "
-          f"{len(paths)} videos of {args.frames} frames at {args.width}x{args.height} ({args.codec}, a keyframe "
-          f"every {args.keyframe_interval} frames), "
-          f"short side {args.short_side}, {args.workers} workers\n")
+          f"{videos}, short side {args.short_side}, {args.workers} workers\n")
     print("| part of the stage, per video, 1 process | ms | vs decode |")
     print("| --- | --- | --- |")
     for name, seconds in parts.items():
@@ -300,7 +312,8 @@ def main() -> None:
     print("| bytes per video | KB |")
     print("| --- | --- |")
     container = "H.264 MP4" if args.codec == "h264" else "MPEG-4 AVI"
-    print(f"| source ({container}, {args.width}x{args.height}) | {source_bytes / n / 1e3:.0f} |")
+    described = f"{container}, {args.width}x{args.height}" if args.source is None else "your files"
+    print(f"| source ({described}) | {source_bytes / n / 1e3:.0f} |")
     print(f"| cache, JPEG frames (short side {args.short_side}) | {folder_bytes(work / 'cache.zarr') / n / 1e3:.0f} |")
     print(f"| cache, zstd frames | {folder_bytes(work / 'zstd.zarr') / n / 1e3:.0f} |")
     print(f"| cache, raw frames | {folder_bytes(work / 'raw.zarr') / n / 1e3:.0f} |")
