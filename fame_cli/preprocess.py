@@ -42,7 +42,7 @@ def preprocess(
     hop: int = typer.Option(16, help="Frames between consecutive mask windows."),
     colour_context: int = typer.Option(
         0, help="Mask windows on each side whose seed colours join each window's colour histograms "
-        "(0: the paper's step 4, one window; ours, measured better: docs/method.md)."),
+        "(0: the paper's step 4, one window; 4 scored better on synthetic ground truth: docs/method.md)."),
     frame_codec: str = typer.Option("jpeg", help="Frame codec: jpeg (small, lossy), zstd (lossless) or raw (uncompressed, fastest reads)."),
     frame_quality: int = typer.Option(90, help="JPEG quality of the frames (1-100)."),
     frame_chunk: int = typer.Option(0, help="Frames per compressed chunk (0: the codec's own, jpeg/raw 1, zstd 8)."),
