@@ -184,6 +184,14 @@ def test_colour_context_is_recorded_and_changes_only_the_masks(synth_dataset, tm
     summary = run_preprocess(settings_for(synth_dataset / "UCF-101", pooled, limit=3, frame_codec="raw",
                                           colour_context=2))
     assert (summary.done, summary.skipped) == (1, 2)
+    from typer.testing import CliRunner
+
+    from fame_cli.main import app
+
+    shown = " ".join(CliRunner().invoke(app, ["info", "--cache", str(pooled)]).output.replace("│", " ").split())
+    assert "windows of 8 frames at stride 2, every 4 frames; colour context 2 windows each side" in shown
+    shown = " ".join(CliRunner().invoke(app, ["info", "--cache", str(paper)]).output.replace("│", " ").split())
+    assert "colour context 0 (the paper's step 4)" in shown
 
 
 @pytest.mark.parametrize("made, resumed", [
