@@ -1,0 +1,291 @@
+"""The ``motion`` mask method: camera-compensated motion, one function per step.
+
+The paper's map (``pipelines.fame``, steps 1-4) takes motion to be "the frame difference", which
+on handheld footage is mostly the camera's: every edge of the background moves, and the colour
+step then spreads that error over whatever shares the background's colours (DAVIS 2016: ROC-AUC
+0.55 against the true masks, ``docs/method.md``). This method removes the camera's motion before
+taking any motion evidence, as background-subtraction and motion-segmentation work does: a
+dominant-motion model fitted robustly, the independently moving object left as the outliers.
+
+1. ``evidence_frames``        the frames the windows pair up, grey, box-averaged to a short side
+                              of at least 64 (``map_factor``)
+2. ``estimate_camera_motion`` a global affine motion between each frame and the one ``pair_gap``
+                              later: Gauss-Newton (Lucas-Kanade) with Tukey weights, coarse to
+                              fine from the identity, so the mover is down-weighted as an outlier
+3. ``compensated_difference`` ``|x_t - warp(x_{t+gap})|``: the change the camera does not explain
+4. ``window_evidence``        its mean over each window's frame pairs, blurred (a fifth of the
+                              short side) and min-max normalised
+5. ``neighbouring_windows``   each window's map averaged with its neighbours' (weights 1-2-1)
+6. ``with_centre_prior``      plus a weak centred Gaussian (0.3, sigma a quarter of each side):
+                              where the motion says little, the subject is more likely near the
+                              middle of the frame, where camera operators put it
+
+``video_motion_maps`` runs them over every window of a video (the same windows as the paper's
+method) and returns uint8 maps at the evidence resolution: blurred with a kernel of a fifth of
+their side, they carry nothing finer, so the cache stores them at that size and the readers
+rescale them with the frames' crop. ``docs/method.md`` measures each step and the cost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .fame import UINT8_MAX, blur_kernel_size, gaussian_blur, min_max_normalise, window_starts
+
+#: bumped whenever the maps this method computes change; recorded in the cache's settings
+VERSION = 1
+
+#: short side of the frames the motion evidence (and the stored map) is computed at
+MAP_SHORT_SIDE = 64
+#: short sides of the coarse-to-fine levels at which the camera motion is fitted
+PYRAMID = (8, 16, 32)
+#: Gauss-Newton iterations at each pyramid level (the coarse levels do the large moves)
+ITERATIONS = (5, 3, 1)
+#: Tukey's biweight constant, in robust standard deviations of the residual (95% efficiency)
+TUKEY_C = 4.685
+#: the smallest range of a window's evidence that is rescaled to [0, 1]: one grey level
+NOISE_FLOOR = 1 / UINT8_MAX
+#: from the median absolute deviation to a standard deviation, for normal noise
+MAD_TO_SIGMA = 1.4826
+
+
+def map_factor(height: int, width: int, short_side: int = MAP_SHORT_SIDE) -> int:
+    """The whole number of frame pixels per map pixel along each side: the largest that keeps the
+    map's short side at least ``short_side`` (1 for frames smaller than that)."""
+    return max(1, min(height, width) // short_side)
+
+
+def map_shape(height: int, width: int, short_side: int = MAP_SHORT_SIDE) -> tuple[int, int]:
+    """The map size for frames of height x width: each side divided by ``map_factor`` (the last
+    few rows or columns, fewer than the factor, are left out of the evidence)."""
+    factor = map_factor(height, width, short_side)
+    return height // factor, width // factor
+
+
+def _area_resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """N, C, H, W -> N, C, size (box averages; a no-op at the same size)."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    return F.interpolate(images, size=size, mode="area")
+
+
+def evidence_frames(frames: np.ndarray, indices, factor: int) -> torch.Tensor:
+    """Step 1: frames ``indices`` of a uint8 T, H, W, 3 video in grey (the mean of R, G and B),
+    each ``factor`` x ``factor`` block averaged: float32 N, H // factor, W // factor in [0, 1].
+    Blocks and channels are summed in integers (16-bit up to a factor of 6) before anything
+    becomes a float."""
+    total = factor * factor * 3 * UINT8_MAX
+    accumulator = torch.int16 if total <= torch.iinfo(torch.int16).max else torch.int32
+    picked = torch.from_numpy(np.ascontiguousarray(frames[indices]))  # N, H, W, 3 uint8
+    height, width = (side // factor * factor for side in picked.shape[1:3])
+    sums = picked[:, 0:height:factor].to(accumulator)  # N, H / factor, W, 3
+    for row in range(1, factor):
+        sums += picked[:, row:height:factor]
+    blocks = sums[:, :, 0:width:factor].clone()  # N, h, W / factor, 3
+    for column in range(1, factor):
+        blocks += sums[:, :, column:width:factor]
+    grey = blocks.sum(dim=-1, dtype=accumulator)  # N, h, w: sums of factor**2 * 3 values
+    return grey.to(torch.float32).div_(total)
+
+
+def _identity(n: int) -> torch.Tensor:
+    return torch.eye(2, 3).repeat(n, 1, 1)  # n, 2, 3
+
+
+def warp(images: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample ``images`` (N, C, H, W) at the affine map ``theta`` (N, 2, 3, normalised coordinates
+    as in ``F.affine_grid``). Returns the warped images and where they were sampled inside the
+    picture (bool N, H, W)."""
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # N, H, W, 2
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    inside = grid.abs().amax(dim=-1) <= 1  # N, H, W
+    return warped, inside
+
+
+def _gradients(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences of N, H, W images along x and y (zero on the border)."""
+    gx = torch.zeros_like(images)
+    gy = torch.zeros_like(images)
+    gx[..., 1:-1] = (images[..., 2:] - images[..., :-2]) / 2
+    gy[..., 1:-1, :] = (images[..., 2:, :] - images[..., :-2, :]) / 2
+    return gx, gy
+
+
+class _Level:
+    """What every Gauss-Newton step at one pyramid level shares: the pixel coordinates, in
+    ``F.affine_grid``'s normalised units, as the basis ``[x, y, 1]`` (P, 3) of the Jacobian
+    and the six products ``x^2, xy, x, y^2, y, 1`` (P, 6) of the Hessian's 3x3 blocks."""
+
+    #: where block entry (k, l) of [x, y, 1] x [x, y, 1] finds its product
+    BLOCK_ENTRY = torch.tensor([[0, 1, 2], [1, 3, 4], [2, 4, 5]])
+
+    def __init__(self, height: int, width: int):
+        ys = torch.linspace(-1 + 1 / height, 1 - 1 / height, height)
+        xs = torch.linspace(-1 + 1 / width, 1 - 1 / width, width)
+        y, x = (c.flatten() for c in torch.meshgrid(ys, xs, indexing="ij"))  # P each
+        one = torch.ones_like(x)
+        self.basis = torch.stack([x, y, one], dim=1)  # P, 3
+        self.products = torch.stack([x * x, x * y, x, y * y, y, one], dim=1)  # P, 6
+        self.shape = (height, width)
+
+
+def _affine_step(reference: torch.Tensor, moving: torch.Tensor, theta: torch.Tensor, level: _Level,
+                 *, scale_every: int = 4) -> torch.Tensor:
+    """One robust Gauss-Newton step of ``theta`` so that ``warp(moving, theta)`` matches ``reference``
+    (both N, H, W grey). Pixels are weighted by Tukey's biweight of their residual, scaled by
+    the pair's median absolute residual (taken over every ``scale_every``-th pixel), so a moving
+    object does not pull the fit.
+
+    The affine Jacobian of a pixel is ``[gx, gy] (x) [x, y, 1]``, so the 6x6 normal equations
+    are assembled from three weighted gradient products against the six coordinate products,
+    and the right-hand side comes out in theta's 2x3 shape.
+    """
+    n, height, width = reference.shape
+    grid = (level.basis @ theta.transpose(1, 2)).view(n, height, width, 2)  # = F.affine_grid(theta)
+    warped = F.grid_sample(moving[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+    warped = warped[:, 0]  # N, H, W
+    residual = (warped - reference).flatten(1)  # N, P
+    gx, gy = _gradients(warped)
+    gx = gx.flatten(1) * (width / 2)  # per unit of normalised x
+    gy = gy.flatten(1) * (height / 2)
+    scale = MAD_TO_SIGMA * residual[:, ::scale_every].abs().median(dim=1, keepdim=True).values  # N, 1
+    u = residual / (TUKEY_C * scale.clamp(min=1e-4))
+    weight = (1 - u * u).clamp(min=0).square() * (grid.flatten(1, 2).abs().amax(dim=-1) <= 1)  # N, P
+    weighted_gx, weighted_gy = weight * gx, weight * gy
+    rhs = torch.stack([weighted_gx * residual, weighted_gy * residual], dim=1) @ level.basis  # N, 2, 3
+    sums = torch.stack([weighted_gx * gx, weighted_gx * gy, weighted_gy * gy], dim=1) @ level.products  # N, 3, 6
+    blocks = sums[:, :, level.BLOCK_ENTRY]  # N, 3 (xx, xy, yy), 3, 3
+    hessian = torch.cat([torch.cat([blocks[:, 0], blocks[:, 1]], dim=2),
+                         torch.cat([blocks[:, 1], blocks[:, 2]], dim=2)], dim=1)  # N, 6, 6
+    hessian.diagonal(dim1=1, dim2=2).add_(1e-6)
+    return theta - torch.linalg.solve(hessian, rhs.reshape(n, 6, 1)).view(n, 2, 3)
+
+
+def _pyramid_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    scale = min(1.0, short_side / min(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def estimate_camera_motion(
+    reference: torch.Tensor, moving: torch.Tensor, *, pyramid=PYRAMID, iterations=ITERATIONS
+) -> torch.Tensor:
+    """Step 2: the dominant (camera) motion between pairs of grey frames (N, H, W each), as the
+    affine ``theta`` (N, 2, 3) with ``warp(moving, theta) ~ reference``.
+
+    Fitted coarse to fine, starting from the identity at a short side of ``pyramid[0]``, with
+    ``iterations`` robust Gauss-Newton steps per level (one number, or one per level) (``_affine_step``): the direct, dense
+    counterpart of matching features with RANSAC, at a fraction of its cost on small frames.
+    """
+    theta = _identity(len(reference))
+    steps = tuple(iterations) if isinstance(iterations, (tuple, list)) else (iterations,) * len(pyramid)
+    for short_side, count in zip(pyramid, steps, strict=True):
+        size = _pyramid_shape(*reference.shape[-2:], short_side)
+        small_reference = _area_resize(reference[:, None], size)[:, 0]
+        small_moving = _area_resize(moving[:, None], size)[:, 0]
+        level = _Level(*size)
+        for _ in range(count):
+            theta = _affine_step(small_reference, small_moving, theta, level)
+    return theta
+
+
+def compensated_difference(reference: torch.Tensor, moving: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Step 3: ``|reference - warp(moving, theta)|`` for grey frames N, H, W: the change the
+    camera's motion does not explain. Zero where the warp samples outside the picture."""
+    warped, inside = warp(moving[:, None], theta)
+    return (warped[:, 0] - reference).abs() * inside
+
+
+def window_evidence(
+    differences: torch.Tensor, pair_rows: torch.Tensor, *, blur_fraction: float = 0.2, noise_floor: float = NOISE_FLOOR
+) -> torch.Tensor:
+    """Step 4: each window's mean compensated difference over its frame pairs, blurred with a
+    Gaussian of about ``blur_fraction`` of the short side and rescaled to [0, 1] by its own range,
+    or by ``noise_floor`` when the range is smaller: a still window (range below one grey level)
+    stays near 0 instead of having its rounding noise stretched into a map.
+    ``differences`` is P, H, W; ``pair_rows`` (G, pairs per window) indexes it. Returns G, H, W."""
+    evidence = differences[pair_rows.flatten()].view(*pair_rows.shape, *differences.shape[-2:]).mean(dim=1)
+    kernel = max(3, blur_kernel_size(min(evidence.shape[-2:]), blur_fraction))
+    blurred = gaussian_blur(evidence, kernel).flatten(1)  # G, H*W
+    low = blurred.amin(dim=1, keepdim=True)
+    spread = (blurred.amax(dim=1, keepdim=True) - low).clamp(min=noise_floor)
+    return ((blurred - low) / spread).view_as(evidence)  # G, H, W
+
+
+def neighbouring_windows(maps: torch.Tensor) -> torch.Tensor:
+    """Step 5: each window's map averaged with the windows before and after it, weights 1-2-1
+    (the ends repeat themselves): a mover seen in one window is likely there in the next."""
+    if len(maps) < 2:
+        return maps
+    padded = torch.cat([maps[:1], maps, maps[-1:]])  # G + 2, H, W
+    return (padded[:-2] + 2 * padded[1:-1] + padded[2:]) / 4
+
+
+def centre_prior(height: int, width: int, *, sigma: float = 0.25) -> torch.Tensor:
+    """A centred Gaussian, ``sigma`` a fraction of each side, 1 at the centre: H, W."""
+    ys = (torch.arange(height) + 0.5) / height - 0.5
+    xs = (torch.arange(width) + 0.5) / width - 0.5
+    return torch.exp(-(ys[:, None] ** 2 + xs[None] ** 2) / (2 * sigma**2))
+
+
+def with_centre_prior(maps: torch.Tensor, *, weight: float = 0.3, sigma: float = 0.25) -> torch.Tensor:
+    """Step 6: ``maps + weight * centre_prior``, min-max normalised (G, H, W). A tie-breaker where
+    the motion evidence is flat, never more than ``weight`` of the map's range."""
+    return min_max_normalise(maps + weight * centre_prior(*maps.shape[-2:], sigma=sigma))
+
+
+def _window_pairs(starts: list[int], *, window: int, stride: int, gap: int) -> tuple[list[int], list[int], torch.Tensor]:
+    """The frames the windows' pairs use, the first frame of every distinct pair (t, t + gap),
+    and for each window the rows of its pairs (G, pairs per window). A window starting at s
+    pairs s, s + gap, s + 2 gap, ... up to its last frame."""
+    per_window = (window - 1) * stride // gap
+    firsts = sorted({s + gap * k for s in starts for k in range(per_window)})
+    row_of = {frame: row for row, frame in enumerate(firsts)}
+    used = sorted(set(firsts) | {f + gap for f in firsts})
+    rows = torch.tensor([[row_of[s + gap * k] for k in range(per_window)] for s in starts])
+    return used, firsts, rows
+
+
+def video_motion_maps(
+    frames,
+    *,
+    window: int = 16,
+    stride: int = 2,
+    hop: int = 16,
+    pair_gap: int | None = None,
+    map_short_side: int = MAP_SHORT_SIDE,
+    pyramid=PYRAMID,
+    iterations=ITERATIONS,
+    blur_fraction: float = 0.2,
+    centre_weight: float = 0.3,
+    centre_sigma: float = 0.25,
+    pairs_per_batch: int = 64,
+) -> tuple[torch.Tensor, list[int]]:
+    """Steps 1-6 for every window of a whole video (uint8 T, H, W, 3 array or tensor), on the CPU.
+
+    Windows are those of ``pipelines.fame.window_starts``, as for the paper's method. Inside a
+    window, frames ``pair_gap`` apart are paired (default: two strides, every other frame of the
+    window, which halves the cost of one stride and lets slow movers move further; at most the
+    window's span); each distinct pair is aligned once, however many windows share it. Returns
+    (maps uint8 G, h, w at ``map_shape(H, W, map_short_side)``, starts).
+    """
+    frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
+    starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
+    span = (window - 1) * stride
+    gap = min(2 * stride, span) if pair_gap is None else pair_gap
+    if gap % stride or not stride <= gap <= span:
+        raise ValueError(f"pair_gap {gap} must be a multiple of the stride {stride} no longer than a window ({span})")
+    used, firsts, pair_rows = _window_pairs(starts, window=window, stride=stride, gap=gap)
+    grey = evidence_frames(frames, used, map_factor(frames.shape[1], frames.shape[2], map_short_side))  # U, h, w
+    position = {frame: i for i, frame in enumerate(used)}
+    first = torch.tensor([position[f] for f in firsts])
+    second = torch.tensor([position[f + gap] for f in firsts])
+    differences = []
+    for batch in torch.arange(len(firsts)).split(pairs_per_batch):  # memory stays bounded on long videos
+        reference, moving = grey[first[batch]], grey[second[batch]]
+        theta = estimate_camera_motion(reference, moving, pyramid=pyramid, iterations=iterations)  # B, 2, 3
+        differences.append(compensated_difference(reference, moving, theta))  # B, h, w
+    maps = window_evidence(torch.cat(differences), pair_rows, blur_fraction=blur_fraction)  # G, h, w
+    maps = with_centre_prior(neighbouring_windows(maps), weight=centre_weight, sigma=centre_sigma)
+    return torch.round(maps * UINT8_MAX).to(torch.uint8), starts
