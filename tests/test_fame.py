@@ -458,3 +458,51 @@ def test_colour_context_pools_the_seeds_of_neighbouring_windows(radius):
     assert (difference > 1).float().mean() < 1e-3
     paper, _ = fame.video_soft_maps(video, **kwargs)
     assert not torch.equal(maps, paper)
+
+
+# --------------------------------------------------------------------------------------------
+# Step 5 with a fitted share (--beta auto, ours)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("share", [0.12, 0.2, 0.35])
+def test_fitted_foreground_fraction_finds_the_share_of_a_two_level_map(share):
+    rng = np.random.default_rng(0)
+    height, width = 40, 50
+    soft = rng.normal(0.2, 0.03, size=(height * width,))
+    high = rng.permutation(height * width)[: round(share * height * width)]
+    soft[high] = rng.normal(0.8, 0.03, size=len(high))
+    fitted = fame.fitted_foreground_fraction(torch.from_numpy(soft.reshape(1, height, width)).float())
+    assert abs(float(fitted[0]) - share) < 0.01
+
+
+def test_fitted_foreground_fraction_stays_within_its_bounds():
+    flat = torch.zeros(1, 8, 8)
+    mostly_high = torch.ones(1, 10, 10)
+    mostly_high[0, 0, :3] = 0  # 97% of the map is "foreground": capped at the paper's half
+    ramp = torch.linspace(0, 1, 100).view(1, 10, 10)
+    fitted = fame.fitted_foreground_fraction(torch.cat([flat, mostly_high[:, :8, :8] * 0 + flat, ramp[:, :8, :8]]))
+    assert float(fitted[0]) == pytest.approx(0.1) and float(fitted[1]) == pytest.approx(0.1)
+    assert 0.1 <= float(fitted[2]) <= 0.5
+    assert float(fame.fitted_foreground_fraction(mostly_high)[0]) == pytest.approx(0.5)
+    assert float(fame.fitted_foreground_fraction(mostly_high, lowest=0.2, highest=0.9)[0]) == pytest.approx(0.9)
+
+
+def test_select_foreground_with_one_share_per_sample():
+    soft = torch.rand(3, 6, 7)
+    beta = torch.tensor([0.1, 0.5, 0.25])
+    masks = fame.select_foreground(soft, beta=beta)
+    for i, share in enumerate(beta.tolist()):
+        assert torch.equal(masks[i], fame.select_foreground(soft[i : i + 1], beta=share)[0])
+        assert int(masks[i].sum()) == round(share * 42)
+
+
+def test_parse_beta_and_foreground_fraction():
+    assert fame.parse_beta("auto") == "auto" and fame.parse_beta(" AUTO ") == "auto"
+    assert fame.parse_beta("0.3") == 0.3 and fame.parse_beta(0.5) == 0.5
+    for bad in ("0", "1", "1.5", "half", None):
+        with pytest.raises(ValueError, match="give a share of the frame in \\(0, 1\\), or auto"):
+            fame.parse_beta(bad)
+    soft = torch.rand(2, 5, 5)
+    assert fame.foreground_fraction(soft, 0.3) == 0.3
+    assert torch.equal(fame.foreground_fraction(soft, "auto"), fame.fitted_foreground_fraction(soft))
