@@ -34,10 +34,13 @@ def info(
         table.add_row(key, str(summary[key]))
     settings = summary["settings"]
     if "window" in settings:
-        context = settings.get("colour_context", 0)
-        table.add_row("masks", f"windows of {settings['window']} frames at stride {settings['stride']}, every "
-                      f"{settings['hop']} frames; colour context "
-                      + (f"{context} windows each side" if context else "0 (the paper's step 4)"))
+        method, version = summary["masks"]["method"], summary["masks"]["version"]
+        windows = (f"windows of {settings['window']} frames at stride {settings['stride']}, every "
+                   f"{settings['hop']} frames")
+        if method == "paper":
+            context = settings.get("colour_context", 0)
+            windows += "; colour context " + (f"{context} windows each side" if context else "0 (the paper's step 4)")
+        table.add_row("masks", f"{method} (version {version}): {windows}")
     table.add_row("classes", f"{len(summary['classes'])}: " + ", ".join(summary["classes"][:10])
                   + (" ..." if len(summary["classes"]) > 10 else ""))
     table.add_row("splits", ", ".join(f"{k} ({v})" for k, v in summary["splits"].items()) or "none")

@@ -40,9 +40,12 @@ def preprocess(
     window: int = typer.Option(16, help="Frames per mask window."),
     stride: int = typer.Option(2, help="Temporal stride inside a mask window."),
     hop: int = typer.Option(16, help="Frames between consecutive mask windows."),
+    masks: str = typer.Option(
+        "motion", help="Mask method: motion (camera-compensated motion, the default: best on real footage), "
+        "paper (the paper's map, bit for bit), frame-difference or centre (baselines). docs/method.md."),
     colour_context: int = typer.Option(
-        0, help="Mask windows on each side whose seed colours join each window's colour histograms "
-        "(0: the paper's step 4, one window; 4 scored better on synthetic ground truth: docs/method.md)."),
+        0, help="With --masks paper: mask windows on each side whose seed colours join each window's colour "
+        "histograms (0: the paper's step 4, one window; 4 scored better on synthetic ground truth: docs/method.md)."),
     frame_codec: str = typer.Option("jpeg", help="Frame codec: jpeg (small, lossy), zstd (lossless) or raw (uncompressed, fastest reads)."),
     frame_quality: int = typer.Option(90, help="JPEG quality of the frames (1-100)."),
     frame_chunk: int = typer.Option(0, help="Frames per compressed chunk (0: the codec's own, jpeg/raw 1, zstd 8)."),
@@ -61,7 +64,7 @@ def preprocess(
     try:
         settings = PreprocessSettings(
             source=str(source), cache=str(cache), layout=layout, split_dir=str(split_dir) if split_dir else None,
-            short_side=short_side, frames=frames, window=window, stride=stride, hop=hop,
+            short_side=short_side, frames=frames, window=window, stride=stride, hop=hop, masks=masks,
             colour_context=colour_context, frame_codec=frame_codec,
             frame_quality=frame_quality, frame_chunk=frame_chunk, zstd_level=zstd_level, workers=max(1, workers),
             shard=shard_parts, limit=limit,

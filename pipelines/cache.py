@@ -5,7 +5,8 @@ Layout (format version 1; documented for users in ``docs/cache-format.md``)::
     CACHE.zarr/                      root group; attrs: fame_cache, settings, dataset
       videos/<video_id>/             one group per finished video; attrs: its info
         frames   uint8 (T, H, W, 3)  resized RGB frames (absent in --no-frames caches)
-        masks    uint8 (N, H, W)     soft foreground map (0..255) of each temporal window
+        masks    uint8 (N, h, w)     soft foreground map (0..255) of each temporal window (h, w: the
+                                     frames' size, or smaller, by the mask method; readers rescale)
       errors/<video_id>/             one group per video that could not be used; attrs: path, reason
 
 A video counts as finished only when its group's attrs carry ``"complete": true``, which
@@ -98,6 +99,12 @@ def open_for_writing(path: str | os.PathLike, *, settings: dict, dataset: dict):
         raise CacheError(f"{path}: exists but is not a fame cache; choose another --cache path")
     if existing is not None and existing.get("fame_cache"):
         old = existing.get("settings", {})
+        old_method, new_method = mask_method_of(old), mask_method_of(settings)
+        if old_method != new_method:
+            raise CacheError(
+                f"{path}: its masks are --masks {old_method[0]} (version {old_method[1]}), asked --masks "
+                f"{new_method[0]} (version {new_method[1]}); rerun with --masks {old_method[0]} or use a new --cache"
+            )
         changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
         if changed:
             detail = ", ".join(f"{k}: cache has {old.get(k)!r}, asked {settings.get(k)!r}" for k in changed)
@@ -115,6 +122,11 @@ def open_for_writing(path: str | os.PathLike, *, settings: dict, dataset: dict):
         if not (path / name / "zarr.json").exists():
             root.require_group(name)
     return root
+
+
+def mask_method_of(settings: dict) -> tuple[str, int]:
+    """(method, version) of a cache's settings; caches made before ``--masks`` hold the paper's maps."""
+    return settings.get("masks", "paper"), int(settings.get("mask_version", 1))
 
 
 def finished_video(cache: Path, video_id: str, source_stamp: dict | None = None) -> bool:
@@ -236,6 +248,9 @@ class CacheReader:
         #: how the frames are stored: "jpeg", "zstd" (also caches made before the choice
         #: existed) or "raw"; None without frames
         self.frame_codec: str | None = self.settings.get("frame_codec", "zstd") if self.has_frames else None
+        #: how the soft maps were made: (method, version), e.g. ("motion", 1); ("paper", 1) for
+        #: caches made before the choice existed
+        self.mask_method: tuple[str, int] = mask_method_of(self.settings)
         self._info = {vid: attrs for vid, attrs in _scan(self.path / VIDEOS) if attrs.get("complete") is True}
         self.video_ids: list[str] = sorted(self._info)
         self.errors: list[dict] = [
@@ -353,6 +368,7 @@ class CacheReader:
             "frames": int(sum(self._info[v]["num_frames"] for v in self.video_ids)),
             "frames_stored": self.has_frames,
             "frame_codec": self.frame_codec,
+            "masks": {"method": self.mask_method[0], "version": self.mask_method[1]},
             "classes": self.classes,
             "splits": {name: len(ids) for name, ids in sorted(splits.items())},
             "listed": int(self.dataset.get("videos", 0)),

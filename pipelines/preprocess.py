@@ -19,6 +19,7 @@ import numpy as np
 
 from . import cache as cache_format
 from .layouts import DatasetIndex, VideoEntry, discover_dataset
+from .mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
 from .video import TooShortError, VideoError, read_video
 
 #: crashes of a worker process a video may be part of before it is recorded as an error
@@ -38,10 +39,11 @@ class PreprocessSettings:
     window: int = 16  # frames per mask window (the paper's clip length)
     stride: int = 2  # temporal stride inside a mask window (the paper's sampling stride)
     hop: int = 16  # frames between the starts of consecutive mask windows (half a window's 31-frame span)
-    fg_fraction: float = 0.5  # step 2: share of pixels taken as foreground seeds
-    bg_fraction: float = 0.1  # step 2: share of pixels taken as background seeds
-    colour_bins: int = 10  # step 3: bins per colour axis
-    colour_context: int = 0  # step 4 (ours): windows on each side whose seeds join a window's colour histograms; 0: the paper's
+    masks: str = "motion"  # mask method (pipelines.mask_methods): motion (camera-compensated, the default) | paper | frame-difference | centre
+    fg_fraction: float = 0.5  # --masks paper, step 2: share of pixels taken as foreground seeds
+    bg_fraction: float = 0.1  # --masks paper, step 2: share of pixels taken as background seeds
+    colour_bins: int = 10  # --masks paper, step 3: bins per colour axis
+    colour_context: int = 0  # --masks paper, step 4 (ours): windows on each side whose seeds join a window's colour histograms; 0: the paper's
     frame_codec: str = cache_format.FRAME_CODEC  # jpeg (small, lossy) | zstd (lossless) | raw (fastest reads, 12x larger)
     frame_quality: int = cache_format.JPEG_QUALITY  # JPEG quality of the frames (1..100)
     frame_chunk: int = 0  # frames per compressed chunk, the unit of reading (0: the codec's own, jpeg/raw 1, zstd 8)
@@ -55,8 +57,12 @@ class PreprocessSettings:
             raise ValueError(f"--frame-codec {self.frame_codec!r}: choose one of {', '.join(cache_format.FRAME_CHUNKS)}")
         if not 1 <= self.frame_quality <= 100:
             raise ValueError(f"--frame-quality {self.frame_quality}: JPEG quality lies in [1, 100]")
+        method = get_method(self.masks)  # ValueError naming the choices
         if self.colour_context < 0:
             raise ValueError(f"--colour-context {self.colour_context}: give a number of windows >= 0 (0: the paper's step 4)")
+        if self.colour_context and not method.uses_colour_settings:
+            raise ValueError(f"--colour-context {self.colour_context}: refines the paper's colour step; "
+                             f"it needs --masks paper (asked --masks {self.masks})")
         if self.frame_chunk < 0:
             raise ValueError(f"--frame-chunk {self.frame_chunk}: give a number of frames, or 0 for the codec's own")
         if self.frame_chunk == 0:  # resolved here, so the cache records what was used
@@ -69,6 +75,11 @@ class PreprocessSettings:
         content = {k: getattr(self, k) for k in keys}
         if not self.colour_context:  # the paper's step 4: recorded by absence, as caches made before the option
             del content["colour_context"]
+        method = get_method(self.masks)
+        if method.name != LEGACY_METHOD:  # the paper's maps: recorded by absence, as caches made before --masks
+            content.update(masks=method.name, mask_version=method.version)
+        if not method.uses_colour_settings:  # the paper's constants play no part
+            content.update(fg_fraction=None, bg_fraction=None, colour_bins=None)
         if not self.frames:  # no frames stored: how they would have been stored does not matter
             content.update(frame_codec=None, frame_quality=None, frame_chunk=None)
         elif self.frame_codec != "jpeg":
@@ -121,18 +132,16 @@ def source_stamp(path: Path) -> dict:
     return {"size": path.stat().st_size}
 
 
+def mask_parameters(settings: PreprocessSettings) -> MaskParameters:
+    """What the mask method needs of the settings."""
+    return MaskParameters(window=settings.window, stride=settings.stride, hop=settings.hop,
+                          fg_fraction=settings.fg_fraction, bg_fraction=settings.bg_fraction,
+                          colour_bins=settings.colour_bins, colour_context=settings.colour_context)
+
+
 def compute_soft_masks(frames: np.ndarray, settings: PreprocessSettings) -> tuple[np.ndarray, list[int]]:
-    """Steps 1-4 of the paper for every temporal window of a video: (N,H,W uint8, starts)."""
-    import torch
-
-    from .fame import video_soft_maps
-
-    maps, starts = video_soft_maps(
-        torch.from_numpy(frames), window=settings.window, stride=settings.stride, hop=settings.hop,
-        fg_fraction=settings.fg_fraction, bg_fraction=settings.bg_fraction, bins=settings.colour_bins,
-        colour_context=settings.colour_context,
-    )
-    return maps.numpy(), list(starts)
+    """The soft map of every temporal window of a video, by ``settings.masks``: (N,h,w uint8, starts)."""
+    return compute_video_masks(frames, settings.masks, mask_parameters(settings))
 
 
 # --------------------------------------------------------------------------- one video
@@ -141,7 +150,7 @@ def _init_worker() -> None:
     """Per-process set-up: one torch thread (parallelism is by processes), imports done once."""
     import torch
 
-    from . import fame, video  # noqa: F401  (import time is paid here, not by the first video)
+    from . import fame, motion_masks, video  # noqa: F401  (import time is paid here, not by the first video)
 
     torch.set_num_threads(1)
 

@@ -160,19 +160,20 @@ def test_resume_skips_finished_and_redoes_half_written(synth_dataset, tmp_path):
 
 def test_resume_refuses_other_settings(synth_dataset, tmp_path):
     cache = tmp_path / "c.zarr"
-    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1))
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, masks="paper"))
     with pytest.raises(CacheError, match="short_side"):
-        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, short_side=40))
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, short_side=40, masks="paper"))
     with pytest.raises(CacheError, match="frame_quality"):  # JPEG frames: the quality is content
-        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, frame_quality=80))
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, frame_quality=80, masks="paper"))
     with pytest.raises(CacheError, match="colour_context"):
-        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, colour_context=2))
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, colour_context=2, masks="paper"))
 
 
 def test_colour_context_is_recorded_and_changes_only_the_masks(synth_dataset, tmp_path):
     paper, pooled = tmp_path / "paper.zarr", tmp_path / "pooled.zarr"
-    run_preprocess(settings_for(synth_dataset / "UCF-101", paper, limit=2, frame_codec="raw"))
-    run_preprocess(settings_for(synth_dataset / "UCF-101", pooled, limit=2, frame_codec="raw", colour_context=2))
+    run_preprocess(settings_for(synth_dataset / "UCF-101", paper, limit=2, frame_codec="raw", masks="paper"))
+    run_preprocess(settings_for(synth_dataset / "UCF-101", pooled, limit=2, frame_codec="raw", colour_context=2,
+                                masks="paper"))
     a, b = open_cache(paper), open_cache(pooled)
     # the paper's step 4 is recorded by absence, as in caches made before the option existed
     assert "colour_context" not in a.settings and b.settings["colour_context"] == 2
@@ -182,7 +183,7 @@ def test_colour_context_is_recorded_and_changes_only_the_masks(synth_dataset, tm
         assert a.soft_masks(vid).shape == b.soft_masks(vid).shape
     assert any(not np.array_equal(a.soft_masks(v), b.soft_masks(v)) for v in a.video_ids)
     summary = run_preprocess(settings_for(synth_dataset / "UCF-101", pooled, limit=3, frame_codec="raw",
-                                          colour_context=2))
+                                          colour_context=2, masks="paper"))
     assert (summary.done, summary.skipped) == (1, 2)
     from typer.testing import CliRunner
 
@@ -301,3 +302,52 @@ def test_cli_refuses_bad_frame_settings_in_one_line(synth_dataset, tmp_path, opt
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and option[0] in lines[0]
     assert not (tmp_path / "c.zarr").exists()
+
+
+def test_mask_method_is_recorded_and_a_resume_with_another_is_refused(synth_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from fame_cli.main import app
+    from pipelines.motion_masks import VERSION, map_shape
+
+    cache = tmp_path / "motion.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, short_side=128))
+    reader = open_cache(cache)
+    assert reader.settings["masks"] == "motion" and reader.settings["mask_version"] == VERSION
+    assert reader.mask_method == ("motion", VERSION)
+    assert reader.settings["fg_fraction"] is None and reader.settings["colour_bins"] is None  # the paper's only
+    vid = reader.video_ids[0]
+    info = reader.info(vid)
+    assert reader.soft_masks(vid).shape[1:] == map_shape(info["height"], info["width"]) != (info["height"], info["width"])
+    with pytest.raises(CacheError, match=r"its masks are --masks motion \(version 1\), asked --masks paper"):
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, short_side=128, masks="paper"))
+    shown = " ".join(CliRunner().invoke(app, ["info", "--cache", str(cache)]).output.replace("│", " ").split())
+    assert "masks motion (version 1): windows of 8 frames at stride 2, every 4 frames" in shown
+    result = CliRunner().invoke(app, ["preprocess", str(synth_dataset / "UCF-101"), "--cache", str(tmp_path / "x.zarr"),
+                                      "--masks", "flow", "--workers", "1"])
+    assert result.exit_code == 2 and "--masks 'flow': choose one of motion, paper" in result.output
+    with pytest.raises(ValueError, match="--colour-context 2: refines the paper's colour step; it needs --masks paper"):
+        settings_for(synth_dataset / "UCF-101", cache, colour_context=2)
+
+
+def test_caches_made_before_mask_methods_open_and_resume_as_paper(synth_dataset, tmp_path):
+    """A cache written before --masks existed has no masks setting: it holds the paper's maps, it
+    opens as such, resumes with --masks paper (adding the same maps as before), and is refused,
+    in one line, with the new default."""
+    cache = tmp_path / "old.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, masks="paper"))
+    root = json.loads((cache / "zarr.json").read_text())
+    settings = root["attributes"]["settings"]
+    assert "masks" not in settings and "mask_version" not in settings  # recorded by absence, as before
+    assert settings["fg_fraction"] == 0.5  # the paper's constants, as before
+    assert open_cache(cache).mask_method == ("paper", 1)
+    with pytest.raises(CacheError, match=r"its masks are --masks paper \(version 1\), asked --masks motion"):
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2))
+    summary = run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, masks="paper"))
+    assert (summary.done, summary.skipped) == (1, 1)
+    reader = open_cache(cache)
+    for vid in reader.video_ids:
+        info = reader.info(vid)
+        frames = reader.frames(vid, range(info["num_frames"]))
+        assert reader.soft_masks(vid).shape[1:] == frames.shape[1:3]
+    assert reader.summary()["masks"] == {"method": "paper", "version": 1}

@@ -1,0 +1,110 @@
+"""The named ways ``fame preprocess --masks`` computes a video's soft foreground maps.
+
+Every method maps a whole video (uint8 T, H, W, 3) to one soft map per temporal window
+(uint8 G, h, w, the windows of ``pipelines.fame.window_starts``), so the cache, the
+readers and pretraining treat them alike. A map may be smaller than the frames: readers
+rescale it with the frames' crop (``pipelines.clips.crop_resize_map``).
+
+- ``motion`` (the default): camera-compensated motion (``pipelines.motion_masks``), the
+  method that measured best on real footage (``docs/method.md``).
+- ``paper``: the paper's steps 1-4 (``pipelines.fame.video_soft_maps``), bit for bit as this
+  project computed them before the methods had names; caches made then are ``paper`` caches.
+- ``frame-difference`` and ``centre``: the two simple baselines every method is judged beside,
+  the paper's step 1 alone (mean absolute frame difference, blurred) and a centred Gaussian
+  that never looks at the video. Cached like the others, e.g. for ablations.
+
+A method's ``version`` is bumped whenever the maps it computes change; the cache records
+method and version, and a resume with another is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import fame, motion_masks
+
+DEFAULT_METHOD = "motion"
+#: what a cache made before ``--masks`` existed holds
+LEGACY_METHOD = "paper"
+
+
+@dataclass(frozen=True)
+class MaskParameters:
+    """What a method may need besides the frames (the paper's constants for ``paper``)."""
+
+    window: int = 16  # frames per mask window
+    stride: int = 2  # temporal stride inside a window
+    hop: int = 16  # frames between window starts
+    fg_fraction: float = 0.5  # paper, step 2
+    bg_fraction: float = 0.1  # paper, step 2
+    colour_bins: int = 10  # paper, step 3
+    colour_context: int = 0  # paper, step 4 (ours: windows on each side pooled)
+
+
+@dataclass(frozen=True)
+class MaskMethod:
+    name: str
+    version: int
+    summary: str  # one line, for --help and `fame info`
+    compute: Callable[[np.ndarray, MaskParameters], tuple[torch.Tensor, list[int]]]
+    uses_colour_settings: bool = False  # whether fg/bg fractions, colour bins and context matter
+
+
+def _paper(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
+    return fame.video_soft_maps(
+        frames, window=p.window, stride=p.stride, hop=p.hop, fg_fraction=p.fg_fraction,
+        bg_fraction=p.bg_fraction, bins=p.colour_bins, colour_context=p.colour_context,
+    )
+
+
+def _motion(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
+    return motion_masks.video_motion_maps(frames, window=p.window, stride=p.stride, hop=p.hop)
+
+
+def _frame_difference(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
+    """The paper's step 1 alone on each window, at the frames' resolution."""
+    starts = fame.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
+    motion, _ = fame._window_sums(np.asarray(frames), starts, window=p.window, stride=p.stride)  # G, H, W
+    saliency = fame._blur_and_normalise(torch.from_numpy(motion), None)
+    return torch.round(saliency * fame.UINT8_MAX).to(torch.uint8), starts
+
+
+def _centre(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
+    """The centred Gaussian of the ``motion`` method's prior, the same for every window."""
+    starts = fame.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
+    prior = motion_masks.centre_prior(*motion_masks.map_shape(frames.shape[1], frames.shape[2]))
+    maps = torch.round(prior * fame.UINT8_MAX).to(torch.uint8)
+    return maps.expand(len(starts), *maps.shape).clone(), starts
+
+
+METHODS: dict[str, MaskMethod] = {
+    method.name: method
+    for method in (
+        MaskMethod("motion", motion_masks.VERSION,
+                   "camera-compensated motion: robust affine alignment, then differences (ours)", _motion),
+        MaskMethod("paper", 1, "the paper's frame difference + colour statistics (steps 1-4)", _paper,
+                   uses_colour_settings=True),
+        MaskMethod("frame-difference", 1, "baseline: the paper's step 1 alone, no camera compensation",
+                   _frame_difference),
+        MaskMethod("centre", 1, "baseline: a centred Gaussian that never looks at the video", _centre),
+    )
+}
+
+
+def get_method(name: str) -> MaskMethod:
+    """The method called ``name``; ValueError (one line, listing the choices) otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"--masks {name!r}: choose one of {', '.join(METHODS)}") from None
+
+
+def compute_video_masks(frames, method: str, parameters: MaskParameters = MaskParameters()) -> tuple[np.ndarray, list[int]]:
+    """The soft maps of every window of a video (uint8 T, H, W, 3): (uint8 G, h, w, starts)."""
+    frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
+    maps, starts = get_method(method).compute(frames, parameters)
+    return maps.numpy(), list(starts)
