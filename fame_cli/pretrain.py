@@ -12,6 +12,7 @@ import typer
 
 from pipelines.cache import CacheError
 from pipelines.checkpoints import CheckpointError
+from pipelines.fame import parse_beta
 from pipelines.pretrain import (
     PretrainSettings,
     SettingsError,
@@ -46,7 +47,9 @@ def pretrain(
     stride: int = typer.Option(DEFAULTS.stride, help="Temporal stride between a clip's frames."),
     crop: int = typer.Option(DEFAULTS.crop, help="Side of the random resized crop."),
     fame: bool = typer.Option(DEFAULTS.fame, "--fame/--no-fame", help="Foreground-background merging, or plain MoCo."),
-    beta: float = typer.Option(DEFAULTS.beta, help="Share of each crop kept as foreground."),
+    beta: str = typer.Option(
+        str(DEFAULTS.beta), help="Share of each crop kept as foreground, in (0, 1), or auto: fitted to each crop's "
+        "soft map (Otsu, within [0.1, 0.5]; docs/method.md)."),
     queue: int = typer.Option(DEFAULTS.queue, help="MoCo queue of negative keys."),
     moco_dim: int = typer.Option(DEFAULTS.moco_dim, help="Output size of the projection head."),
     momentum: float = typer.Option(DEFAULTS.momentum, help="Momentum of the key encoder."),
@@ -89,6 +92,11 @@ def pretrain(
         if name in asdict(DEFAULTS) and getattr(ctx.get_parameter_source(name), "name", None) in GIVEN
     }
     given = {name: str(value) if isinstance(value, Path) else value for name, value in given.items()}
+    try:
+        if "beta" in given:
+            given["beta"] = parse_beta(given["beta"])
+    except ValueError as error:
+        fail(str(error))
     try:
         recipe = load_recipe(config) if config else None
         settings = resolve_settings(recipe, {**given, "cache": str(cache), "run_dir": str(run_dir)})

@@ -52,7 +52,13 @@ from pipelines.checkpoints import (
 )
 from pipelines.clips import ClipDataset, clip_span
 from pipelines.devices import autocast_context, autocast_dtype, channels_last_3d_ok, pin_memory, resolve_device
-from pipelines.fame import merge_foreground_background, random_derangement, select_foreground
+from pipelines.fame import (
+    foreground_fraction,
+    merge_foreground_background,
+    parse_beta,
+    random_derangement,
+    select_foreground,
+)
 from pipelines.models import BACKBONES, build_backbone
 from pipelines.moco import MoCo
 
@@ -92,7 +98,7 @@ class PretrainSettings:
     stride: int = 2  # temporal stride between a clip's frames
     crop: int = 112  # side of the random resized crop, in pixels
     fame: bool = True  # merge the query's foreground with another clip's background; False: MoCo baseline
-    beta: float = 0.5  # share of each cropped query kept as foreground ("portion of the foreground")
+    beta: float | str = 0.5  # share of each cropped query kept as foreground ("portion of the foreground"); "auto": fitted per crop (ours)
     grayscale_p: float = 0.2  # per clip, after FAME: probability of grayscale (paper: 0.2)
     jitter_p: float = 0.8  # per clip: probability of colour jitter (0.4, 0.4, 0.4, 0.1) (paper: 0.8)
     blur_p: float = 0.5  # per clip: probability of Gaussian blur, sigma in [0.1, 2] (paper: 0.5)
@@ -133,8 +139,10 @@ class PretrainSettings:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             problems.append(f"max_steps_per_epoch must be at least 1, got {self.max_steps_per_epoch}")
-        if not 0 < self.beta < 1:
-            problems.append(f"beta must lie in (0, 1), got {self.beta}")
+        try:
+            parse_beta(self.beta)
+        except ValueError as error:
+            problems.append(str(error))
         for name in ("grayscale_p", "jitter_p", "blur_p"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} is a probability and must lie in [0, 1], got {getattr(self, name)}")
@@ -174,13 +182,13 @@ class PretrainResult:
 
 
 def fame_query(
-    query: Tensor, soft: Tensor, *, beta: float = 0.5, generator: torch.Generator | None = None
+    query: Tensor, soft: Tensor, *, beta: float | str = 0.5, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The online FAME step on a batch of query clips (B, C, T, H, W, uint8 or float) and their
-    cropped soft maps (B, H, W): the hard mask is the top ``beta`` of each crop (step 5) and
-    each clip keeps it on the background of another clip of the batch (step 6). Returns
-    (fused clips, mask bool B, H, W, permutation B)."""
-    mask = select_foreground(soft, beta=beta)  # B, H, W
+    cropped soft maps (B, H, W): the hard mask is the top ``beta`` of each crop (step 5; "auto":
+    each crop's ``fitted_foreground_fraction``) and each clip keeps it on the background of
+    another clip of the batch (step 6). Returns (fused clips, mask bool B, H, W, permutation B)."""
+    mask = select_foreground(soft, beta=foreground_fraction(soft, beta))  # B, H, W
     perm = random_derangement(query.shape[0], generator=generator, device=query.device)  # B
     return merge_foreground_background(query, mask, perm), mask, perm
 

@@ -23,6 +23,7 @@ import tomllib
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
+from pipelines.fame import BETA_AUTO
 from pipelines.pretrain import PretrainSettings, SettingsError, settings_fields
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
@@ -86,6 +87,8 @@ def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
         raise RecipeError(f"{path}: unknown setting(s) {', '.join(unknown)}")
     for name, value in settings.items():
         default = known[name]
+        if name == "beta" and value == BETA_AUTO:
+            continue
         expected = float if isinstance(default, float) else type(default)
         if default not in (None, MISSING) and not isinstance(value, (int, float) if expected is float else expected):
             raise RecipeError(f"{path}: {name} = {value!r} should be a {expected.__name__}")

@@ -294,3 +294,22 @@ def test_two_process_ddp_on_cpu(cache, tmp_path):
     assert [line["step"] for line in read_metrics(run_dir)] == [1, 2, 3, 4, 5, 6]  # one writer
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert int(checkpoint["model"]["queue_ptr"]) == (6 * 2 * 4) % 64  # keys of both ranks were enqueued
+
+
+def test_beta_auto_fits_each_crop_and_is_accepted_from_recipes_and_the_command_line(cache, tmp_path):
+    soft = torch.zeros(2, 10, 12)
+    soft[0, 2:5, 3:7] = 1  # 12 of 120 pixels stand out: keeps the lowest share, 0.1
+    soft[1, :, :5] = 1  # 50 of 120: about 0.42
+    _, mask, _ = fame_query(torch.rand(2, 3, 4, 10, 12), soft, beta="auto", generator=torch.Generator().manual_seed(0))
+    assert int(mask[0].sum()) == 12 and bool(mask[0, 2:5, 3:7].all())
+    assert int(mask[1].sum()) == 50 and bool(mask[1, :, :5].all())
+    result = run_pretrain(tiny(cache, tmp_path / "run", beta="auto"))
+    assert result.steps == 3 and math.isfinite(result.last_metrics["loss"])
+    assert json.loads((tmp_path / "run" / "settings.json").read_text())["beta"] == "auto"
+    recipe = tmp_path / "auto.toml"
+    recipe.write_text('name = "auto"\n[settings]\nbeta = "auto"\n')
+    assert load_recipe(recipe).settings["beta"] == "auto"
+    with pytest.raises(SettingsError, match="beta 'half'"):
+        tiny(cache, tmp_path / "x", beta="half").validate()
+    run = cli("--cache", str(cache), "--run-dir", str(tmp_path / "bad"), *TINY_OPTIONS, "--beta", "1.5")
+    assert run.returncode != 0 and "beta '1.5': give a share of the frame in (0, 1), or auto" in run.stderr
