@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from pipelines.cache import CacheError
+from pipelines.fame import parse_beta
 from pipelines.video import VideoError
 from pipelines.visualize import FORMATS, VisualizeSettings, run_visualize
 
@@ -29,7 +30,11 @@ def visualize_masks(
     fold: int = typer.Option(1, help="Fold of the split on datasets with several (UCF101, HMDB51)."),
     output_format: str = typer.Option("gif", "--format",
                                       help=f"{'|'.join(FORMATS)}: contact sheets only, or also an animation."),
-    beta: float = typer.Option(0.5, help="Share of the frame kept as foreground (FAME's beta)."),
+    beta: str = typer.Option("0.5", help="Share of the frame kept as foreground (FAME's beta), or auto: fitted to "
+                             "each clip's soft map."),
+    compare: list[str] = typer.Option([], "--compare", help="Other mask methods (motion, paper, frame-difference, "
+                                      "centre; repeat or separate with commas) computed from the cached frames and "
+                                      "shown and scored beside the cache's own."),
     seed: int = typer.Option(0, help="Seed of the sample and of which video lends its background to which."),
     clip_len: int | None = typer.Option(None, help="Frames per clip (default: the cache's mask window)."),
     stride: int | None = typer.Option(None, help="Frames between clip frames (default: the cache's mask stride)."),
@@ -49,9 +54,14 @@ def visualize_masks(
     Example: fame visualize-masks --cache ucf101.zarr --output masks --sample 16
     """
     names = tuple(name.strip() for value in videos for name in value.split(",") if name.strip())
+    methods = tuple(name.strip() for value in compare for name in value.split(",") if name.strip())
+    try:
+        beta_value = parse_beta(beta)
+    except ValueError as error:
+        fail(str(error))
     settings = VisualizeSettings(
         cache=str(cache), output=str(output), videos=names, sample=sample, split=split, fold=fold,
-        format=output_format, beta=beta, seed=seed, clip_len=clip_len, stride=stride, columns=columns,
+        format=output_format, beta=beta_value, compare=methods, seed=seed, clip_len=clip_len, stride=stride, columns=columns,
         ground_truth=str(ground_truth) if ground_truth else None,
         checkpoint=str(checkpoint) if checkpoint else None, device=device, source=str(source) if source else None,
     )
@@ -65,9 +75,11 @@ def visualize_masks(
         console.print(f"[red]x[/] {skipped['video_id']}: {skipped['reason']}", soft_wrap=True)
     quality = report["mask_quality"]
     if quality:
-        mean = quality["mean"]
-        console.print(f"mask quality over {quality['videos']} video(s): mean ROC-AUC {_number(mean['roc_auc'])}, "
-                      f"mean truth kept at beta {_number(mean['foreground_kept'])}", soft_wrap=True)
+        for method, measured in quality["methods"].items():
+            mean = measured["mean"]
+            console.print(f"mask quality ({method}) over {measured['videos']} video(s): mean ROC-AUC "
+                          f"{_number(mean['roc_auc'])}, mean truth kept at beta {_number(mean['foreground_kept'])}, "
+                          f"mean IoU {_number(mean['iou'])} (beta {_number(mean['beta'])})", soft_wrap=True)
     console.print(f"{len(report['videos'])} video(s) in {report['seconds']:.1f}s: open {report['index']}",
                   soft_wrap=True)
 

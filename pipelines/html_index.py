@@ -33,6 +33,8 @@ STATISTICS = {
 QUALITY = {
     "roc_auc": ("ROC-AUC", "soft map vs the true foreground (union over the clip's frames); 0.5 = chance"),
     "foreground_kept": ("truth kept", "share of the true foreground inside the binary mask"),
+    "iou": ("IoU", "intersection over union of the binary mask and the true foreground"),
+    "beta": ("beta", "share of the frame the binary mask keeps"),
     "truth_share": ("truth share", "share of the frame that is true foreground (union over the clip)"),
 }
 
@@ -92,11 +94,15 @@ def _frame_range(frames: list[int]) -> str:
 
 def _legend(report: dict) -> str:
     settings = report["settings"]
+    beta = settings["beta"]
+    share = ("a share fitted to each clip's soft map (beta auto: above its Otsu threshold, within 10-50%)"
+             if beta == "auto" else f"the top {beta:.0%}")
     rows = [
         "<b>frames</b>: the clip, at the mask window's stride",
-        "<b>soft map</b>: the cached soft foreground map of the clip's window (steps 1-4 of FAME) as a heat "
-        "map over the frame; bright = likely foreground",
-        f"<b>binary mask</b>: the top {settings['beta']:.0%} of the soft map (step 5, beta = {settings['beta']}); "
+        "<b>soft map</b>: the cached soft foreground map of the clip's window (its --masks method) as a heat "
+        "map over the frame; bright = likely foreground. Maps of --compare methods follow, computed from the "
+        "cached frames",
+        f"<b>binary mask</b>: {share} of the soft map (step 5, beta = {beta}); "
         "outside darkened; green outline: the true foreground of that frame, when known",
         "<b>merged</b>: the FAME-merged clip (step 6): this clip inside the mask, another chosen video's clip outside",
     ]
@@ -130,12 +136,14 @@ def write_index(out_dir: str | Path, report: dict) -> Path:
     head.append("<p>" + " · ".join(f'<a href="{url}">{e(name)}</a>' for name, url in links if url) + "</p>")
     quality = report.get("mask_quality")
     if quality:
-        mean = quality["mean"]
-        head.append(
-            f"<p>mask quality against <code>{e(quality['ground_truth'])}</code> ({quality['videos']} video(s)): "
-            f"mean ROC-AUC <b>{_number(mean.get('roc_auc'))}</b>, mean truth kept at beta "
-            f"<b>{_number(mean.get('foreground_kept'))}</b></p>"
-        )
+        head.append(f"<p>mask quality against <code>{e(quality['ground_truth'])}</code> ({quality['videos']} video(s)), "
+                    "means over the videos:</p>")
+        methods = quality.get("methods") or {quality.get("method", "cache"): quality}
+        rows = "".join(
+            f"<tr><td>{e(method)}</td>" + "".join(f"<td>{_number(measured['mean'].get(k))}</td>" for k in QUALITY)
+            + "</tr>" for method, measured in methods.items())
+        head.append("<table><tr><th>--masks</th>" + "".join(f"<th>{e(QUALITY[k][0])}</th>" for k in QUALITY)
+                    + f"</tr>{rows}</table>")
     else:
         head.append('<p class="muted">no ground truth: mask quality not measured (see --ground-truth)</p>')
     head.append("<p>" + " · ".join(f'<a href="#{quote(v["slug"])}">{e(v["video_id"])}</a>' for v in videos) + "</p>")

@@ -5,7 +5,7 @@ the middle of the video), and shows
 
 * the clip's frames,
 * its cached soft foreground map (steps 1-4 of FAME) as a heat map over the frames,
-* the binary mask at ``beta`` (step 5), the frame darkened outside it,
+* the binary mask at ``beta`` (step 5; ``"auto"``: fitted to the clip's map), the frame darkened outside it,
 * the merged clip (step 6): its own frames inside the mask, the clip of another chosen video
   (a random derangement, seeded) outside it, as training makes them;
 * with a checkpoint, the encoder's class-agnostic activation maps over the clip.
@@ -13,7 +13,9 @@ the middle of the video), and shows
 It writes a PNG contact sheet and (``format`` gif or mp4) an animation per video, an
 ``index.html`` showing them all with mask statistics, ``report.json``, and, when ground
 truth is found (``fame synth`` data, or a folder in the format of ``ground_truth.py``),
-``mask_quality.json``.
+``mask_quality.json``. ``compare`` adds the soft maps of other mask methods
+(``pipelines.mask_methods``), computed from the cached frames of the same clips, as rows of
+the contact sheets and as columns of the quality report, so methods are judged side by side.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ import torch.nn.functional as F
 from . import animation, contact_sheet as pictures
 from .augment import normalise
 from .cache import CacheError, open_cache, video_id_for
-from .fame import merge_foreground_background, random_derangement, select_foreground
+from .fame import foreground_fraction, merge_foreground_background, parse_beta, random_derangement, select_foreground
 from .ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
 from .html_index import write_index
-from .mask_quality import foreground_kept, roc_auc
+from .mask_methods import MaskParameters, compute_video_masks, get_method
+from .mask_quality import foreground_kept, mask_agreement, roc_auc
 from .video import VideoError
 
 FORMATS = ("png", "gif", "mp4")
@@ -62,7 +65,8 @@ class VisualizeSettings:
     split: str | None = None  # draw from this split (train/test/...); None or "all": every video
     fold: int = 1  # the split's fold on datasets with several (UCF101, HMDB51)
     format: str = "gif"  # png: contact sheets only; gif or mp4: plus an animation per video
-    beta: float = 0.5  # share of the frame kept as foreground (step 5)
+    beta: float | str = 0.5  # share of the frame kept as foreground (step 5); "auto": fitted to each map
+    compare: tuple[str, ...] = ()  # other mask methods to compute from the cached frames and show beside the cache's
     seed: int = 0  # draws the sample and the derangement of backgrounds
     clip_len: int | None = None  # frames per clip; None: the cache's mask window
     stride: int | None = None  # frames between clip frames; None: the cache's mask stride
@@ -172,27 +176,59 @@ def mask_statistics(clip: np.ndarray, mask: np.ndarray) -> dict:
             "motion_ratio": ratio}
 
 
-def clip_mask_quality(soft: np.ndarray, truth: np.ndarray, *, beta: float = 0.5) -> dict:
+def binary_mask(soft: np.ndarray, beta: float | str) -> tuple[np.ndarray, float]:
+    """Step 5 on one map (H, W float): the mask at ``beta`` ("auto": fitted to the map) and the share used."""
+    maps = torch.from_numpy(np.ascontiguousarray(soft, dtype=np.float32))[None]  # 1, H, W
+    share = foreground_fraction(maps, beta)
+    share = float(share[0]) if torch.is_tensor(share) else float(share)
+    return select_foreground(maps, beta=share)[0].numpy(), share
+
+
+def clip_mask_quality(soft: np.ndarray, truth: np.ndarray, *, beta: float | str = 0.5) -> dict:
     """How well a clip's soft map (H, W) finds the true foreground (T, H, W bool, one per frame).
 
     The clip has one map for all its frames, so it is compared with the union of the true
     foreground over the frames (every pixel the actor covers at some point): ROC-AUC of the
-    soft map against it, the share of it inside the top-``beta`` mask, and its own share of
-    the frame (when that exceeds ``beta`` not all of it can be kept).
+    soft map against it, the share of it inside the mask at ``beta`` ("auto": fitted to the
+    map, the share used is ``beta``), the IoU of that mask with it, and its own share of the
+    frame (when that exceeds ``beta`` not all of it can be kept).
     """
     union = np.asarray(truth, dtype=bool).any(axis=0)  # H, W
-    return {"roc_auc": roc_auc(soft, union), "foreground_kept": foreground_kept(soft, union, beta=beta),
+    mask, share = binary_mask(soft, beta)
+    kept = float((mask & union).sum() / union.sum()) if union.any() else math.nan
+    return {"roc_auc": roc_auc(soft, union), "foreground_kept": kept,
+            "iou": mask_agreement(mask, union) if union.any() else math.nan, "beta": share,
             "truth_share": float(union.mean())}
+
+
+QUALITY_MEASURES = ("roc_auc", "foreground_kept", "iou", "beta", "truth_share")
 
 
 def summarise_quality(per_video: dict[str, dict]) -> dict:
     """Means over the videos with a measurement (NaNs and errors left out)."""
     measured = {k: v for k, v in per_video.items() if "error" not in v}
     mean = {}
-    for key in ("roc_auc", "foreground_kept", "truth_share"):
-        values = [v[key] for v in measured.values() if not math.isnan(v[key])]
+    for key in QUALITY_MEASURES:
+        values = [v[key] for v in measured.values() if key in v and not math.isnan(v[key])]
         mean[key] = float(np.mean(values)) if values else math.nan
     return {"videos": len(measured), "mean": mean, "per_video": per_video}
+
+
+def compared_maps(cache, video_id: str, item: dict, methods: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The soft map of the item's window by each of ``methods``, computed from the cached frames
+    of the whole video with the cache's window settings, at the clip's size (H, W float in [0, 1])."""
+    if not methods:
+        return {}
+    info = cache.info(video_id)
+    frames = cache.frames(video_id, np.arange(info["num_frames"]))  # T, H, W, 3
+    s = cache.settings
+    parameters = MaskParameters(window=s.get("window", 16), stride=s.get("stride", 2), hop=s.get("hop", 16))
+    height, width = item["clip"].shape[1:3]
+    maps = {}
+    for method in methods:
+        windows, _ = compute_video_masks(frames, method, parameters)  # G, h, w
+        maps[method] = resize_map(windows[item["window"]].astype(np.float32) / 255, height, width)
+    return maps
 
 
 # --------------------------------------------------------------------------- the encoder
@@ -251,6 +287,10 @@ def _number(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.2f}"
 
 
+def _beta_label(asked: float | str, used: float) -> str:
+    return f"auto ({used:.2f})" if asked == "auto" else f"{used:g}"
+
+
 def render_sheet(item: dict, settings: VisualizeSettings):
     """The contact sheet of one video (a Pillow image): rows frames / soft map / mask / merged (/ activations)."""
     clip, soft, mask, merged, truth = item["clip"], item["soft"], item["mask"], item["merged"], item.get("truth")
@@ -264,8 +304,11 @@ def render_sheet(item: dict, settings: VisualizeSettings):
         masked.append(tile)
     rows = [
         (f"frames ({len(clip)}-frame clip, stride {item['stride']})", [clip[t] for t in picked]),
-        ("soft map (heat overlay, bright = foreground)", [pictures.blend(clip[t], heat, HEAT_ALPHA) for t in picked]),
-        (f"binary mask, beta={settings.beta} (outside darkened"
+        (f"soft map, --masks {item.get('method', 'cache')} (heat overlay, bright = foreground)", [pictures.blend(clip[t], heat, HEAT_ALPHA) for t in picked]),
+        *[(f"soft map, --masks {method} (computed for comparison)",
+           [pictures.blend(clip[t], pictures.heat_colours(other), HEAT_ALPHA) for t in picked])
+          for method, other in item.get("compared", {}).items()],
+        (f"binary mask, beta={_beta_label(settings.beta, item['beta'])} (outside darkened"
          + ("; green: true foreground)" if truth is not None else ")"), masked),
         (f"merged: this clip inside the mask, {_short(item['background_from'])} outside", [merged[t] for t in picked]),
     ]
@@ -277,7 +320,8 @@ def render_sheet(item: dict, settings: VisualizeSettings):
     line = (f"foreground share {_number(stats['foreground_share'])} · motion inside {_number(stats['motion_inside'])}"
             f" / outside {_number(stats['motion_outside'])}")
     if "roc_auc" in quality:
-        line += f" · ROC-AUC {_number(quality['roc_auc'])} · truth kept {_number(quality['foreground_kept'])}"
+        line += (f" · ROC-AUC {_number(quality['roc_auc'])} · truth kept {_number(quality['foreground_kept'])}"
+                 f" · IoU {_number(quality['iou'])}")
     title = [f"{item['video_id']}  (class {item['class_name']})", line]
     return pictures.contact_sheet(rows, title=title, column_labels=[f"frame {item['frames'][t]}" for t in picked])
 
@@ -314,12 +358,12 @@ def _load(cache, video_id: str, settings: VisualizeSettings) -> dict:
     clip = cache.frames(video_id, indices)  # T, H, W, 3
     height, width = clip.shape[1:3]
     soft = resize_map(cache.soft_mask(video_id, indices).astype(np.float32) / 255, height, width)  # H, W
-    mask = select_foreground(torch.from_numpy(soft)[None], beta=settings.beta)[0].numpy()  # H, W
+    mask, share = binary_mask(soft, settings.beta)  # H, W
     return {"video_id": video_id, "path": info["path"], "class_name": info.get("class_name"),
             "label": info.get("label"), "frames": [int(i) for i in indices],
             "window": cache.window_index(video_id, indices), "fps": float(info.get("fps") or DEFAULT_FPS),
             "stride": int(indices[1] - indices[0]) if len(indices) > 1 else 1,
-            "clip": clip, "soft": soft, "mask": mask}
+            "clip": clip, "soft": soft, "mask": mask, "beta": share, "method": cache.mask_method[0]}
 
 
 def merge_with_backgrounds(items: list[dict], seed: int) -> None:
@@ -357,10 +401,13 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
     """Write the pictures, ``index.html`` and the reports; returns the report (as in ``report.json``)."""
     if settings.format not in FORMATS:
         raise ValueError(f"unknown format {settings.format!r}; choose one of {', '.join(FORMATS)}")
-    if not 0 < settings.beta < 1:
-        raise ValueError(f"beta must lie in (0, 1), got {settings.beta}")
+    parse_beta(settings.beta)  # ValueError, one line
+    for method in settings.compare:
+        get_method(method)  # ValueError naming the choices
     started = time.perf_counter()
     cache = open_cache(settings.cache, source=settings.source)
+    own_method = cache.mask_method[0]
+    compare = tuple(m for m in dict.fromkeys(settings.compare) if m != own_method)
     chosen = choose_videos(cache, settings)
     if settings.ground_truth:
         truth_folder = Path(settings.ground_truth)
@@ -387,10 +434,11 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
 
     out = Path(settings.output)
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    quality = {}
+    quality = {method: {} for method in (own_method, *compare)}
     videos = []
     for index, item in enumerate(items):
         item["statistics"] = mask_statistics(item["clip"], item["mask"])
+        item["compared"] = compared_maps(cache, item["video_id"], item, compare)
         if truth_folder is not None:
             height, width = item["clip"].shape[1:3]
             try:
@@ -398,9 +446,14 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
                     truth_folder, item["path"], item["frames"], height=height, width=width
                 )
                 item["quality"] = clip_mask_quality(item["soft"], item["truth"], beta=settings.beta)
+                item["compared_quality"] = {method: clip_mask_quality(soft, item["truth"], beta=settings.beta)
+                                            for method, soft in item["compared"].items()}
             except GroundTruthError as error:
                 item["quality"] = {"error": str(error)}
-            quality[item["video_id"]] = item["quality"]
+                item["compared_quality"] = {method: item["quality"] for method in compare}
+            quality[own_method][item["video_id"]] = item["quality"]
+            for method, measured in item["compared_quality"].items():
+                quality[method][item["video_id"]] = measured
         if model is not None:
             item["activations"] = activation_maps(model, item["clip"])
             item["encoder"] = checkpoint["arch"]
@@ -411,9 +464,10 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
             files["animation"] = f"videos/{stem}.{settings.format}"
             writer = animation.write_gif if settings.format == "gif" else animation.write_mp4
             writer(render_animation_frames(item), out / files["animation"], fps=item["fps"] / item["stride"])
-        keys = ("video_id", "path", "class_name", "label", "frames", "window", "background_from", "statistics")
-        videos.append({**{k: item[k] for k in keys}, "quality": item.get("quality"), "slug": stem, "files": files})
-        for key in ("clip", "merged", "activations", "truth"):  # free the arrays as we go
+        keys = ("video_id", "path", "class_name", "label", "frames", "window", "beta", "background_from", "statistics")
+        videos.append({**{k: item[k] for k in keys}, "quality": item.get("quality"),
+                       "compared_quality": item.get("compared_quality"), "slug": stem, "files": files})
+        for key in ("clip", "merged", "activations", "truth", "compared"):  # free the arrays as we go
             item.pop(key, None)
         if progress:
             progress(index + 1, len(items))
@@ -429,7 +483,8 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
     if truth_folder is not None:
         report["mask_quality"] = {"ground_truth": str(truth_folder), "beta": settings.beta,
                                   "truth": "union of the true foreground over the clip's frames",
-                                  **summarise_quality(quality)}
+                                  "method": own_method, **summarise_quality(quality[own_method]),
+                                  "methods": {method: summarise_quality(per_video) for method, per_video in quality.items()}}
         _write_json(out / "mask_quality.json", report["mask_quality"])
     report["seconds"] = time.perf_counter() - started
     _write_json(out / "report.json", report)

@@ -318,3 +318,24 @@ def test_cli_refuses_an_unknown_video_in_one_line(caches, tmp_path):
     result = CliRunner().invoke(app, ["visualize-masks", "--cache", str(caches["frames"]), "--output",
                                       str(tmp_path / "o"), "--videos", "Nope/v_nope.avi"])
     assert result.exit_code == 2 and "is not a finished video" in result.output and "Traceback" not in result.output
+
+
+def test_methods_compared_side_by_side_with_auto_beta(caches, tmp_path):
+    """--compare computes other methods' maps from the cached frames of the same clips and scores
+    them beside the cache's own; --beta auto fits each clip's share."""
+    cache = caches["frames"]
+    report = run_visualize(VisualizeSettings(cache=str(cache), output=str(tmp_path / "out"), sample=3, format="png",
+                                             beta="auto", compare=("paper", "centre", "paper")))
+    quality = report["mask_quality"]
+    own = open_cache(cache).mask_method[0]
+    assert own == "motion" and list(quality["methods"]) == ["motion", "paper", "centre"]
+    for measured in quality["methods"].values():
+        assert measured["videos"] == 3 and 0 <= measured["mean"]["roc_auc"] <= 1
+        assert 0.1 <= measured["mean"]["beta"] <= 0.5 and 0 <= measured["mean"]["iou"] <= 1
+    video = report["videos"][0]
+    assert set(video["compared_quality"]) == set(quality["methods"]) - {own}
+    assert 0.1 <= video["beta"] <= 0.5
+    with pytest.raises(ValueError, match="--masks 'flow'"):
+        run_visualize(VisualizeSettings(cache=str(cache), output=str(tmp_path / "x"), compare=("flow",)))
+    with pytest.raises(ValueError, match="beta 2: give a share"):
+        run_visualize(VisualizeSettings(cache=str(cache), output=str(tmp_path / "x"), beta=2))
