@@ -83,10 +83,13 @@ def test_camera_motion_ignores_an_independent_mover():
     """Tukey's weights: a box that moves on its own (a tenth of the frame) does not pull the fit."""
     video, _ = panning_video(frames=8, pan=(2.0, 1.0))
     grey = motion_masks.evidence_frames(video, list(range(8)), 1)  # 8, H, W
-    theta = motion_masks.estimate_camera_motion(grey[:-2], grey[2:])  # pairs two frames apart: 4, 2 pixels
+    # converged (more steps than the default budget): the fit is the camera's, within 1.5 pixels
+    theta = motion_masks.estimate_camera_motion(grey[:-2], grey[2:], iterations=(5, 3, 2))  # pairs 4, 2 pixels apart
     height, width = grey.shape[-2:]
     expected = shift_theta(-4.0, -2.0, height, width, n=6)  # frame t is frame t + 2 seen 4, 2 pixels back
-    assert torch.allclose(theta[:, :, 2], expected[:, :, 2], atol=0.03), theta[:, :, 2]  # within 1.5 pixels
+    assert torch.allclose(theta[:, :, 2], expected[:, :, 2], atol=0.03), theta[:, :, 2]
+    default = motion_masks.estimate_camera_motion(grey[:-2], grey[2:])  # the default budget: within 2 pixels
+    assert torch.allclose(default[:, :, 2], expected[:, :, 2], atol=0.045), default[:, :, 2]
     # the linear part is weakly determined on 64 x 96 frames whose texture is this smooth: loosely
     assert torch.allclose(theta[:, :, :2], expected[:, :, :2], atol=0.15)
 
