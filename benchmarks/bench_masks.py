@@ -1,0 +1,166 @@
+"""Mask methods side by side against true foreground masks: quality and cost per video.
+
+For every video of each set it decodes the frames as ``fame preprocess`` does (short side
+128), computes the soft maps of every mask window with each method of ``--masks``
+(``pipelines.mask_methods``; ``paper`` is the paper's map, ``frame-difference`` and
+``centre`` the simple baselines), and scores each window's map against the union of the
+true foreground over the window's frames (the clip's mask is one map for all its frames):
+
+- ROC-AUC of the soft map (0.5 = chance);
+- the share of the true foreground kept by the top half of the map (beta 0.5, the paper's);
+- the IoU of the binary mask with the truth at beta 0.5 and at ``--beta auto`` (Otsu, per window).
+
+A video's score is the mean over its windows; the tables give the mean over videos and,
+with ``--per-video``, each video. The cost is the time of each method per video on one
+torch thread, measured interleaved with the others on the same decoded frames, beside the
+time decord took to decode the video.
+
+Run:
+  python benchmarks/bench_masks.py --videos ../shared/data/davis-train/videos \\
+      --ground-truth ../shared/data/davis-train/ground_truth [--synthetic 20] [--frames 64] [--per-video]
+  python benchmarks/bench_masks.py --synthetic 20            # synthetic ground truth only
+
+Real footage needs a ground-truth folder in the format of ``pipelines/ground_truth.py``
+(mirroring the videos' paths). Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipelines.fame import fitted_foreground_fraction, select_foreground, window_starts
+from pipelines.ground_truth import clip_ground_truth, resize_nearest
+from pipelines.mask_methods import METHODS, MaskParameters, compute_video_masks
+from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc
+from pipelines.synth import SynthSettings, load_ground_truth, write_dataset
+from pipelines.video import read_video
+from pipelines.visualize import resize_map
+
+SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+PARAMETERS = MaskParameters()
+
+
+def real_videos(videos: Path, truth: Path):
+    """(name, frames, truth T,H,W at frame size, decode seconds) of every video with ground truth."""
+    for path in sorted(p for p in videos.rglob("*") if p.suffix.lower() in SUFFIXES):
+        relative = str(path.relative_to(videos))
+        started = time.perf_counter()
+        frames, _ = read_video(path, short_side=128)
+        seconds = time.perf_counter() - started
+        masks = clip_ground_truth(truth, relative, np.arange(len(frames)), height=frames.shape[1], width=frames.shape[2])
+        yield path.stem, frames, masks, seconds
+
+
+def synthetic_videos(count: int, seed: int, frames: int):
+    work = Path(tempfile.mkdtemp(prefix="fame-bench-masks-"))
+    classes = 5
+    write_dataset(SynthSettings(out_dir=str(work), classes=classes, videos_per_class=max(1, count // classes),
+                                frames=frames, height=240, width=320, seed=seed))
+    for path in sorted((work / "UCF-101").rglob("*.avi")):
+        relative = str(path.relative_to(work / "UCF-101"))
+        started = time.perf_counter()
+        frames, _ = read_video(path, short_side=128)
+        seconds = time.perf_counter() - started
+        masks = resize_nearest(load_ground_truth(work, relative), frames.shape[1], frames.shape[2])
+        yield path.stem, frames, masks, seconds
+
+
+def score_windows(maps: np.ndarray, starts: list[int], truth: np.ndarray) -> dict | None:
+    """Mean over the windows (with some true foreground) of each measure."""
+    window, stride = PARAMETERS.window, PARAMETERS.stride
+    span = (window - 1) * stride + 1
+    height, width = truth.shape[1:]
+    rows = []
+    for soft_small, start in zip(maps, starts):
+        union = truth[start : start + span : stride].any(axis=0)
+        if not union.any() or union.all():
+            continue
+        soft = resize_map(soft_small.astype(np.float32) / 255, height, width)  # H, W
+        as_batch = torch.from_numpy(soft)[None]
+        half = select_foreground(as_batch, beta=0.5)[0].numpy()
+        fitted = fitted_foreground_fraction(as_batch)
+        auto = select_foreground(as_batch, beta=fitted)[0].numpy()
+        rows.append({"auc": roc_auc(soft, union), "kept": foreground_kept(soft, union, beta=0.5),
+                     "iou_half": mask_agreement(half, union), "iou_auto": mask_agreement(auto, union),
+                     "beta_auto": float(fitted[0])})
+    if not rows:
+        return None
+    return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+
+
+def measure(videos, methods: list[str]) -> tuple[dict, dict, dict]:
+    """Per method: {video: scores}, seconds per video; and decode seconds per video."""
+    scores = {m: {} for m in methods}
+    seconds = {m: [] for m in methods}
+    decode = []
+    for name, frames, truth, decode_seconds in videos:
+        decode.append(decode_seconds)
+        for method in methods:  # interleaved: every method sees the same machine load
+            started = time.perf_counter()
+            maps, starts = compute_video_masks(frames, method, PARAMETERS)
+            seconds[method].append(time.perf_counter() - started)
+            scored = score_windows(maps, starts, truth)
+            if scored is not None:
+                scores[method][name] = scored
+    return scores, seconds, {"decode": decode}
+
+
+def print_tables(label: str, scores: dict, seconds: dict, decode: dict, per_video: bool) -> None:
+    methods = list(scores)
+    videos = sorted(set().union(*(s.keys() for s in scores.values())))
+    print(f"\n### {label}: {len(videos)} videos, mean over videos (each the mean over its windows)\n")
+    print("| --masks | ROC-AUC | truth kept at beta 0.5 | IoU at beta 0.5 | IoU at beta auto (mean beta) "
+          "| ms per video | x paper | x decoding |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    paper = np.mean(seconds["paper"]) if "paper" in seconds else float("nan")
+    decoding = np.mean(decode["decode"])
+    for method in methods:
+        values = list(scores[method].values())
+        mean = {key: np.mean([v[key] for v in values]) for key in values[0]}
+        cost = np.mean(seconds[method])
+        print(f"| {method} | {mean['auc']:.3f} | {mean['kept']:.3f} | {mean['iou_half']:.3f} | "
+              f"{mean['iou_auto']:.3f} ({mean['beta_auto']:.2f}) | {1000 * cost:.1f} | {cost / paper:.2f} | "
+              f"{cost / decoding:.2f} |")
+    print(f"\ndecoding (decord, short side 128): {1000 * decoding:.1f} ms per video")
+    if per_video:
+        print(f"\n#### {label}, per video: ROC-AUC / truth kept at beta 0.5\n")
+        print("| video | " + " | ".join(methods) + " |")
+        print("| --- |" + " --- |" * len(methods))
+        for video in videos:
+            cells = [f"{scores[m][video]['auc']:.3f} / {scores[m][video]['kept']:.3f}" if video in scores[m] else "n/a"
+                     for m in methods]
+            print(f"| {video} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=Path, help="folder of real videos (any layout) with ground truth")
+    parser.add_argument("--ground-truth", type=Path, help="their ground-truth folder (pipelines/ground_truth.py)")
+    parser.add_argument("--synthetic", type=int, default=20, help="fame synth videos to score (0: none)")
+    parser.add_argument("--masks", default=",".join(METHODS), help="methods, comma-separated")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic videos")
+    parser.add_argument("--frames", type=int, default=64, help="frames per synthetic video")
+    parser.add_argument("--per-video", action="store_true", help="also print each video's scores")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    methods = [m.strip() for m in args.masks.split(",") if m.strip()]
+    if args.videos is not None:
+        if args.ground_truth is None:
+            parser.error("--videos needs --ground-truth")
+        print_tables(f"real: {args.videos}", *measure(real_videos(args.videos, args.ground_truth), methods),
+                     args.per_video)
+    if args.synthetic:
+        print_tables(f"synthetic (fame synth, seed {args.seed}, {args.frames} frames at 320x240)",
+                     *measure(synthetic_videos(args.synthetic, args.seed, args.frames), methods), args.per_video)
+    print(f"\nwindows of {PARAMETERS.window} frames at stride {PARAMETERS.stride}, every {PARAMETERS.hop} frames; "
+          f"{window_starts.__module__}.window_starts; one torch thread")
+
+
+if __name__ == "__main__":
+    main()
