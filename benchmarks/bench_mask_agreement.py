@@ -9,7 +9,7 @@ masks, and for each the ROC-AUC of the soft map and the share of the true foregr
 the clip kept inside the binary mask.
 
 Run: python benchmarks/bench_mask_agreement.py [--videos 20] [--crops 4] [--beta 0.5]
-     [--frame-codec jpeg] [--frame-quality 90] [--hop 16] [--colour-context 0] [--frames 64]
+     [--frame-codec jpeg] [--frame-quality 90] [--hop 16] [--colour-context 0] [--frames 64] [--masks paper]
 Prints a Markdown table.
 """
 
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--colour-context", type=int, default=0,
                         help="preprocess --colour-context (windows on each side pooled into step 4's histograms)")
     parser.add_argument("--frames", type=int, default=64, help="frames per synthetic video")
+    parser.add_argument("--masks", default="paper", help="preprocess --masks: the method of the cached maps")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="fame-masks-"))
@@ -51,7 +52,7 @@ def main() -> None:
                                 frames=args.frames, height=240, width=320, seed=args.seed))
     run_preprocess(PreprocessSettings(source=str(work / "UCF-101"), cache=str(work / "c.zarr"), workers=1,
                                       frame_codec=args.frame_codec, frame_quality=args.frame_quality, hop=args.hop,
-                                      colour_context=args.colour_context))
+                                      colour_context=args.colour_context, masks=args.masks))
     reader = open_cache(work / "c.zarr")
     rng = np.random.default_rng(args.seed)
     rows = {k: [] for k in ("iou", "auc_offline", "auc_online", "kept_offline", "kept_online")}
@@ -64,7 +65,8 @@ def main() -> None:
             box = random_resized_crop_box(info["height"], info["width"], rng=rng)
             flip = bool(rng.integers(0, 2))
             clip = crop_resize_clip(frames, box, args.crop, flip=flip)  # 3, T, S, S uint8
-            offline = crop_resize_map(reader.soft_mask(vid, indices), box, args.crop, flip=flip)  # S, S
+            offline = crop_resize_map(reader.soft_mask(vid, indices), box, args.crop, flip=flip,
+                                      frame_shape=(info["height"], info["width"]))  # S, S
             online = soft_foreground_map(clip[None].float() / 255)[0]  # S, S
             # the clip's true foreground, brought to cache size, then cropped the same way
             scale_y = truth.shape[1] / info["height"]
@@ -85,7 +87,7 @@ def main() -> None:
     n = len(rows["iou"])
     frames = args.frame_codec + (f" q{args.frame_quality}" if args.frame_codec == "jpeg" else "")
     print(f"\n{len(reader.video_ids)} synthetic videos ({args.frames} frames at 320x240, cache short side 128, {frames} "
-          f"frames, hop {args.hop}, colour context {args.colour_context}), {n} random "
+          f"frames, hop {args.hop}, --masks {args.masks}, colour context {args.colour_context}), {n} random "
           f"crops (scale 0.2-1) of 16x2 clips resized to {args.crop}, beta {args.beta}\n")
     print("| measure | offline (cached map, cropped) | online (steps 1-4 on the crop) |")
     print("| --- | --- | --- |")

@@ -159,25 +159,18 @@ def crop_resize_clip(frames: np.ndarray, box: Box, size: int, *, flip: bool) -> 
     return _crop_resize(images, box, size, flip).permute(1, 0, 2, 3).contiguous()  # 3, T, size, size
 
 
-def scale_box(box: Box, from_shape: tuple[int, int], to_shape: tuple[int, int]) -> Box:
-    """The same region of the picture in an image of another size (a map stored smaller)."""
-    sy, sx = to_shape[0] / from_shape[0], to_shape[1] / from_shape[1]
-    top, left, h, w = box
-    new_top, new_left = round(top * sy), round(left * sx)
-    return new_top, new_left, max(1, round((top + h) * sy) - new_top), max(1, round((left + w) * sx) - new_left)
-
-
 def crop_resize_map(
     soft: np.ndarray, box: Box, size: int, *, flip: bool, frame_shape: tuple[int, int] | None = None
 ) -> torch.Tensor:
     """The soft foreground map (H, W uint8, 0..255) through exactly the crop, resize and flip of
     its clip. Resampled in float, not rounded back to 256 levels: fewer ties when
     ``select_foreground`` ranks the pixels of the crop. ``frame_shape`` (H, W of the frames
-    the box was drawn on) rescales the box when the map is stored at another resolution.
+    the box was drawn on): a map stored at another resolution is first resized to it
+    (bilinear), so the box is cut at exactly the frames' place, not at the map's rounded pixels.
     Returns float32 size, size in [0, 1]."""
+    images = torch.from_numpy(_as_array(soft))[None, None].float() / UINT8_MAX  # 1, 1, h, w
     if frame_shape is not None and tuple(frame_shape) != soft.shape:
-        box = scale_box(box, tuple(frame_shape), soft.shape)
-    images = torch.from_numpy(_as_array(soft))[None, None].float() / UINT8_MAX  # 1, 1, H, W
+        images = F.interpolate(images, size=tuple(frame_shape), mode="bilinear", align_corners=False)  # 1, 1, H, W
     return _crop_resize(images, box, size, flip)[0, 0].clamp(0, 1)  # size, size
 
 

@@ -21,9 +21,10 @@ dominant-motion model fitted robustly, the independently moving object left as t
                               middle of the frame, where camera operators put it
 
 ``video_motion_maps`` runs them over every window of a video (the same windows as the paper's
-method) and returns uint8 maps at the evidence resolution: blurred with a kernel of a fifth of
-their side, they carry nothing finer, so the cache stores them at that size and the readers
-rescale them with the frames' crop. ``docs/method.md`` measures each step and the cost.
+method) and returns uint8 maps averaged down once more to a short side of at least 32:
+blurred with a kernel of a fifth of their side, they carry nothing finer (measured: the same
+ROC-AUC to the third decimal), so the cache stores them at that size, a sixteenth of the
+frames' pixels, and the readers rescale them to the frames before cropping. ``docs/method.md`` measures each step and the cost.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ from .fame import UINT8_MAX, blur_kernel_size, gaussian_blur, min_max_normalise,
 #: bumped whenever the maps this method computes change; recorded in the cache's settings
 VERSION = 1
 
-#: short side of the frames the motion evidence (and the stored map) is computed at
+#: short side (at least) of the frames the motion evidence is computed at
 MAP_SHORT_SIDE = 64
+#: short side (at least) of the maps as stored: the evidence's blocks averaged once more
+STORE_SHORT_SIDE = 32
 #: short sides of the coarse-to-fine levels at which the camera motion is fitted
 PYRAMID = (8, 16, 32)
 #: Gauss-Newton iterations at each pyramid level (the coarse levels do the large moves)
@@ -54,15 +57,19 @@ MAD_TO_SIGMA = 1.4826
 
 
 def map_factor(height: int, width: int, short_side: int = MAP_SHORT_SIDE) -> int:
-    """The whole number of frame pixels per map pixel along each side: the largest that keeps the
-    map's short side at least ``short_side`` (1 for frames smaller than that)."""
+    """The whole number of pixels per map pixel along each side: the largest that keeps the
+    map's short side at least ``short_side`` (1 for images smaller than that)."""
     return max(1, min(height, width) // short_side)
 
 
-def map_shape(height: int, width: int, short_side: int = MAP_SHORT_SIDE) -> tuple[int, int]:
-    """The map size for frames of height x width: each side divided by ``map_factor`` (the last
-    few rows or columns, fewer than the factor, are left out of the evidence)."""
+def map_shape(height: int, width: int, short_side: int = MAP_SHORT_SIDE,
+              store_short_side: int = STORE_SHORT_SIDE) -> tuple[int, int]:
+    """The stored map's size for frames of height x width: each side divided by ``map_factor``
+    for the evidence, then once more for storing (the last few rows or columns, fewer than a
+    factor, are left out)."""
     factor = map_factor(height, width, short_side)
+    height, width = height // factor, width // factor
+    factor = map_factor(height, width, store_short_side)
     return height // factor, width // factor
 
 
@@ -261,6 +268,7 @@ def video_motion_maps(
     hop: int = 16,
     pair_gap: int | None = None,
     map_short_side: int = MAP_SHORT_SIDE,
+    store_short_side: int = STORE_SHORT_SIDE,
     pyramid=PYRAMID,
     iterations=ITERATIONS,
     blur_fraction: float = 0.2,
@@ -273,8 +281,11 @@ def video_motion_maps(
     Windows are those of ``pipelines.fame.window_starts``, as for the paper's method. Inside a
     window, frames ``pair_gap`` apart are paired (default: two strides, every other frame of the
     window, which halves the cost of one stride and lets slow movers move further; at most the
-    window's span); each distinct pair is aligned once, however many windows share it. Returns
-    (maps uint8 G, h, w at ``map_shape(H, W, map_short_side)``, starts).
+    window's span); each distinct pair is aligned once, however many windows share it. The maps
+    are computed at a short side of ``map_short_side`` and stored at ``store_short_side`` (whole
+    blocks averaged: they are blurred with a kernel of a fifth of their side, so the smaller
+    map holds what they carry). Returns (maps uint8 G, h, w at ``map_shape(H, W,
+    map_short_side, store_short_side)``, starts).
     """
     frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
     starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
@@ -294,4 +305,8 @@ def video_motion_maps(
         differences.append(compensated_difference(reference, moving, theta))  # B, h, w
     maps = window_evidence(torch.cat(differences), pair_rows, blur_fraction=blur_fraction)  # G, h, w
     maps = with_centre_prior(neighbouring_windows(maps), weight=centre_weight, sigma=centre_sigma)
+    factor = map_factor(*maps.shape[-2:], store_short_side)
+    if factor > 1:
+        height, width = (side // factor * factor for side in maps.shape[-2:])
+        maps = F.avg_pool2d(maps[:, None, :height, :width], factor)[:, 0]
     return torch.round(maps * UINT8_MAX).to(torch.uint8), starts

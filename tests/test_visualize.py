@@ -157,7 +157,8 @@ def test_mask_quality_against_a_hand_computed_case():
     truth[1, 1, 0] = True  # frame 1: at (1, 0); union = {0.9, 0.7}
     # pairs (foreground, background) ranked right: 0.9 beats all four, 0.7 beats 0.1, 0.2, 0.3 -> 7/8
     quality = clip_mask_quality(soft, truth, beta=0.5)  # top 3 = {0.9, 0.8, 0.7}: both kept
-    assert quality == {"roc_auc": 0.875, "foreground_kept": 1.0, "truth_share": pytest.approx(2 / 6)}
+    assert quality == {"roc_auc": 0.875, "foreground_kept": 1.0, "truth_share": pytest.approx(2 / 6),
+                       "iou": pytest.approx(2 / 3), "beta": 0.5}  # mask {0.9, 0.8, 0.7} vs union {0.9, 0.7}
     assert clip_mask_quality(soft, truth, beta=1 / 3)["foreground_kept"] == 0.5  # top 2 = {0.9, 0.8}
     summary = summarise_quality({"a": quality, "b": {"roc_auc": 0.5, "foreground_kept": math.nan, "truth_share": 0.1},
                                  "c": {"error": "no ground truth"}})
