@@ -92,6 +92,8 @@ def preprocess(
             summary = run_preprocess(settings, progress=on_video)
     except (LayoutError, CacheError, ValueError) as error:
         fail(str(error))
+    except OSError as error:  # a write outside a video's own files (the store's root) failed, e.g. a full disk
+        fail(f"{error.filename or cache}: {error.strerror or error}; fix that, then rerun the same command to resume")
     console.print(
         f"layout {summary.layout}: {summary.done} videos done, {summary.skipped} already cached, "
         f"{len(summary.errors)} failed, {summary.frames} frames in {summary.seconds:.1f}s "

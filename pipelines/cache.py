@@ -20,6 +20,7 @@ store at once without touching each other's files.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -48,6 +49,27 @@ ZSTD_LEVEL = 3
 
 class CacheError(Exception):
     """The cache is missing, of another format, or does not fit the work asked of it."""
+
+
+def _cannot_write(path: Path, error: OSError) -> CacheError:
+    """A write that failed (a full disk, a read-only or vanished folder) as one line that says how to go on."""
+    return CacheError(f"{path}: cannot write the cache ({error.strerror or error}); free space or fix the folder, "
+                      "then rerun the same command: finished videos are kept, the rest is redone")
+
+
+def _writes_one_video(write):
+    """``write(cache, video_id, ...)`` whose OSError (e.g. a full disk) becomes a ``CacheError``,
+    after deleting what it wrote of the video, so the next run redoes it from nothing."""
+
+    @functools.wraps(write)
+    def guarded(cache, video_id, **kwargs):
+        try:
+            return write(cache, video_id, **kwargs)
+        except OSError as error:
+            discard_video(Path(cache), video_id)
+            raise _cannot_write(Path(cache), error) from None
+
+    return guarded
 
 
 def video_id_for(relative_path: str) -> str:
@@ -93,6 +115,15 @@ def open_for_writing(path: str | os.PathLike, *, settings: dict, dataset: dict):
     """
     zarr = _zarr()
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CacheError(f"{path}: is a file, not a cache folder; choose another --cache path")
+    try:
+        return _open_for_writing(zarr, path, settings, dataset)
+    except OSError as error:
+        raise _cannot_write(path, error) from None
+
+
+def _open_for_writing(zarr, path: Path, settings: dict, dataset: dict):
     existing = _attrs_of(path) if path.exists() else None
     if path.exists() and existing is None and any(path.iterdir()):
         raise CacheError(f"{path}: exists but is not a fame cache; choose another --cache path")
@@ -137,6 +168,7 @@ def _write_group(group_dir: Path, attributes: dict) -> None:
     write_json(group_dir / "zarr.json", {"attributes": attributes, "zarr_format": 3, "node_type": "group"})
 
 
+@_writes_one_video
 def write_video(
     cache: str | os.PathLike,
     video_id: str,
@@ -172,6 +204,7 @@ def write_video(
     _write_group(group, {**info, "complete": True})
 
 
+@_writes_one_video
 def write_error(cache: str | os.PathLike, video_id: str, *, path: str, reason: str, kind: str) -> None:
     """Record a video that could not be used (replacing any earlier record of it)."""
     cache = Path(cache)

@@ -301,3 +301,52 @@ def test_cli_refuses_bad_frame_settings_in_one_line(synth_dataset, tmp_path, opt
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and option[0] in lines[0]
     assert not (tmp_path / "c.zarr").exists()
+
+
+def test_full_disk_ends_in_one_line_and_the_cache_resumes(synth_dataset, tmp_path, monkeypatch):
+    """ENOSPC while writing the third video: one line, a non-zero exit, nothing half-written kept."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    import pipelines.cache as cache_module
+    from fame_cli.main import app
+
+    source, cache, reference = synth_dataset / "UCF-101", tmp_path / "c.zarr", tmp_path / "reference.zarr"
+    run_preprocess(settings_for(source, reference))
+    write_array = cache_module.write_sharded_array
+    calls = []
+
+    def fills_the_disk(path, data, **kwargs):
+        calls.append(path)
+        if len(calls) == 5:  # frames and masks of two videos, then the third video's frames
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return write_array(path, data, **kwargs)
+
+    monkeypatch.setattr(cache_module, "write_sharded_array", fills_the_disk)
+    command = ["preprocess", str(source), "--cache", str(cache), "--short-side", "32", "--window", "8", "--hop", "4",
+               "--workers", "1"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "rerun the same command" in errors[0]
+    assert "Traceback" not in result.output
+    assert len(open_cache(cache).video_ids) == 2
+    assert not Path(calls[-1]).parent.exists()  # the third video's files: given back
+    monkeypatch.setattr(cache_module, "write_sharded_array", write_array)
+    resumed = CliRunner().invoke(app, command)
+    assert resumed.exit_code == 0, resumed.output
+    assert read_all(cache) == read_all(reference)
+
+
+def test_a_file_given_as_cache_ends_in_one_line(synth_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from fame_cli.main import app
+
+    not_a_folder = tmp_path / "cache.zarr"
+    not_a_folder.write_text("my notes")
+    result = CliRunner().invoke(app, ["preprocess", str(synth_dataset / "UCF-101"), "--cache", str(not_a_folder)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "is a file, not a cache folder" in result.output and "Traceback" not in result.output
+    assert not_a_folder.read_text() == "my notes"
