@@ -350,3 +350,67 @@ def test_a_file_given_as_cache_ends_in_one_line(synth_dataset, tmp_path):
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "is a file, not a cache folder" in result.output and "Traceback" not in result.output
     assert not_a_folder.read_text() == "my notes"
+
+
+def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
+    """The shared-file-system case: several --shard writers start on one new store together."""
+    import multiprocessing
+
+    from helpers import open_cache_for_writing_at
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        for attempt in range(20):
+            path = str(tmp_path / f"c{attempt}.zarr")
+            start_at = time.time() + 0.05
+            outcomes = pool.starmap(open_cache_for_writing_at, [(path, start_at)] * 2)
+            assert outcomes == ["ok", "ok"], outcomes
+            reader = open_cache(path)
+            assert reader.settings == {"short_side": 32} and reader.video_ids == []
+            assert not [p for p in Path(path).rglob("*") if p.name.startswith(".")]  # no temporaries left
+
+
+@pytest.mark.slow
+def test_two_concurrent_shard_writers_build_the_same_cache_as_one_process(synth_dataset, tmp_path):
+    source = synth_dataset / "UCF-101"
+    single, shared = tmp_path / "single.zarr", tmp_path / "shared.zarr"
+    run_preprocess(settings_for(source, single))
+    command = [sys.executable, "-m", "fame_cli", "preprocess", str(source), "--cache", str(shared),
+               "--short-side", "32", "--window", "8", "--hop", "4", "--workers", "1"]
+    writers = [subprocess.Popen([*command, "--shard", f"{i}/2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True) for i in range(2)]
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=300)
+        assert writer.returncode == 0, stderr
+    assert read_all(shared) == read_all(single)
+    assert not [p for p in shared.rglob("*") if p.name.startswith(".")]
+
+
+def test_info_and_reader_with_a_missing_shard_and_a_half_done_one(synth_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from fame_cli.main import app
+
+    source, cache, single = synth_dataset / "UCF-101", tmp_path / "c.zarr", tmp_path / "single.zarr"
+    run_preprocess(settings_for(source, single))
+    run_preprocess(settings_for(source, cache, shard=(0, 3)))  # shard 1/3 never ran
+    first_shard = set(open_cache(cache).video_ids)
+    run_preprocess(settings_for(source, cache, shard=(2, 3), limit=2))  # shard 2/3 stopped after 2 videos ...
+    stopped = sorted(set(open_cache(cache).video_ids) - first_shard)[-1]
+    meta = cache / "videos" / stopped / "zarr.json"
+    data = json.loads(meta.read_text())
+    data["attributes"]["complete"] = False  # ... the second of them mid-write
+    meta.write_text(json.dumps(data))
+    reader = open_cache(cache)
+    assert len(reader) == 4 + 1 and reader.unfinished == [stopped]
+    assert stopped not in reader.split("all") and stopped not in sum(reader.splits.values(), [])
+    with pytest.raises(KeyError, match="not a finished video"):
+        reader.soft_masks(stopped)
+    summary = reader.summary()
+    assert (summary["videos"], summary["pending"], summary["unfinished"]) == (5, 7, 1)
+    shown = CliRunner().invoke(app, ["info", "--cache", str(cache)])
+    assert shown.exit_code == 0
+    assert "7 listed videos are not in the cache yet, 1 of them half-written" in " ".join(shown.output.split())
+    for index in (1, 2):  # running the missing shard and the stopped one finishes the cache
+        run_preprocess(settings_for(source, cache, shard=(index, 3)))
+    assert read_all(cache) == read_all(single)
+    assert open_cache(cache).summary()["pending"] == 0
