@@ -219,8 +219,8 @@ def test_no_frames_cache_decodes_from_source(synth_dataset, tmp_path):
 
 @pytest.mark.parametrize("codec", ["jpeg", "zstd", "raw"])
 def test_frames_match_the_decoded_video(synth_dataset, tmp_path, codec):
-    """zstd and raw frames are what decord decoded; JPEG frames (the default) are close to it."""
-    from pipelines.video import read_video
+    """zstd and raw frames are what the stage's decoder decoded; JPEG frames (the default) are close to it."""
+    from pipelines.video import decode_video as read_video
 
     cache = tmp_path / f"{codec}.zarr"
     run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, frame_codec=codec))
@@ -414,3 +414,15 @@ def test_info_and_reader_with_a_missing_shard_and_a_half_done_one(synth_dataset,
         run_preprocess(settings_for(source, cache, shard=(index, 3)))
     assert read_all(cache) == read_all(single)
     assert open_cache(cache).summary()["pending"] == 0
+
+
+def test_decoder_decord_is_recorded_by_absence_and_checked_on_resume(synth_dataset, tmp_path):
+    """Caches made before --decoder were decord's: they resume with --decoder decord, not with the new default."""
+    cache = tmp_path / "c.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, decoder="decord"))
+    assert "decoder" not in open_cache(cache).settings
+    with pytest.raises(CacheError, match="decoder: cache has None, asked 'pyav'"):
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2))
+    assert run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, decoder="decord")).done == 1
+    with pytest.raises(ValueError, match="--decoder"):
+        settings_for(synth_dataset, cache, decoder="opencv")
