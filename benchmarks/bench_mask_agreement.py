@@ -10,6 +10,7 @@ the clip kept inside the binary mask.
 
 Run: python benchmarks/bench_mask_agreement.py [--videos 20] [--crops 4] [--beta 0.5]
      [--frame-codec jpeg] [--frame-quality 90] [--hop 16] [--colour-context 0] [--frames 64] [--masks paper]
+     [--decoder pyav]
 Prints a Markdown table.
 """
 
@@ -44,6 +45,7 @@ def main() -> None:
                         help="preprocess --colour-context (windows on each side pooled into step 4's histograms)")
     parser.add_argument("--frames", type=int, default=64, help="frames per synthetic video")
     parser.add_argument("--masks", default="paper", help="preprocess --masks: the method of the cached maps")
+    parser.add_argument("--decoder", default="pyav", help="preprocess --decoder (pyav | decord)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="fame-masks-"))
@@ -52,7 +54,7 @@ def main() -> None:
                                 frames=args.frames, height=240, width=320, seed=args.seed))
     run_preprocess(PreprocessSettings(source=str(work / "UCF-101"), cache=str(work / "c.zarr"), workers=1,
                                       frame_codec=args.frame_codec, frame_quality=args.frame_quality, hop=args.hop,
-                                      colour_context=args.colour_context, masks=args.masks))
+                                      colour_context=args.colour_context, masks=args.masks, decoder=args.decoder))
     reader = open_cache(work / "c.zarr")
     rng = np.random.default_rng(args.seed)
     rows = {k: [] for k in ("iou", "auc_offline", "auc_online", "kept_offline", "kept_online")}

@@ -103,24 +103,28 @@ def stage_breakdown(paths: list[str], short_side: int) -> dict[str, float]:
 
     from pipelines import cache as cache_format
     from pipelines.preprocess import PreprocessSettings, compute_soft_masks
-    from pipelines.video import read_video
+    from pipelines.video import decode_video, read_video
 
     torch.set_num_threads(1)
     settings = PreprocessSettings(source="", cache="", short_side=short_side)
     compute_soft_masks(read_video(paths[0], short_side=short_side)[0], settings)  # torch's one-time set-up
-    totals = {"decode": 0.0, "masks": 0.0, "write, JPEG frames (default)": 0.0, "write, zstd-3 frames": 0.0}
+    totals = {"decode": 0.0, "decode, PyAV (the stage's, default)": 0.0, "masks": 0.0,
+              "write, JPEG frames (default)": 0.0, "write, zstd-3 frames": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         for i, path in enumerate(paths):
             started = time.perf_counter()
             frames, _ = read_video(path, short_side=short_side)
+            totals["decode"] += time.perf_counter() - started
+            pyav_started = time.perf_counter()
+            decode_video(path, short_side=short_side)
             decoded = time.perf_counter()
+            totals["decode, PyAV (the stage's, default)"] += decoded - pyav_started
             masks, _ = compute_soft_masks(frames, settings)
             masked = time.perf_counter()
             cache_format.write_video(f"{tmp}/jpeg.zarr", str(i), frames=frames, masks=masks, info={})
             written = time.perf_counter()
             cache_format.write_video(f"{tmp}/zstd.zarr", str(i), frames=frames, masks=masks, info={},
                                      frame_codec="zstd")
-            totals["decode"] += decoded - started
             totals["masks"] += masked - decoded
             totals["write, JPEG frames (default)"] += written - masked
             totals["write, zstd-3 frames"] += time.perf_counter() - written
@@ -229,6 +233,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each side; the best counts")
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temp folder)")
+    parser.add_argument("--stage-only", action="store_true",
+                        help="only the stage vs decoding (PyAV and decord decoders, JPEG and --no-frames), no reads or sizes")
     parser.add_argument("--source", type=Path, default=None,
                         help="benchmark these videos (a dataset root in any layout fame reads) instead of synthetic ones")
     args = parser.parse_args()
@@ -257,11 +263,14 @@ def main() -> None:
     for path in paths:
         Path(path).read_bytes()
     decode_all(paths[:2], args.short_side, 1)
-    sides = ("decode", "jpeg", "zstd", "raw", "light")
+    options = {"jpeg": {}, "jpeg_decord": {"decoder": "decord"}, "zstd": {"frame_codec": "zstd"},
+               "raw": {"frame_codec": "raw"}, "light": {"frames": False}, "light_decord": {"frames": False, "decoder": "decord"}}
+    if args.stage_only:
+        options = {k: v for k, v in options.items() if k in ("jpeg", "jpeg_decord", "light", "light_decord")}
+    sides = ("decode", *options)
     best = {key: float("inf") for key in sides}  # whole-run seconds
     steady = {key: 0.0 for key in sides}  # frames/s once every worker is busy
     skip = 2 * args.workers
-    options = {"jpeg": {}, "zstd": {"frame_codec": "zstd"}, "raw": {"frame_codec": "raw"}, "light": {"frames": False}}
     for _ in range(args.repeats):
         seconds, decode_frames, completions = decode_all(paths, args.short_side, args.workers)
         best["decode"] = min(best["decode"], seconds)
@@ -274,8 +283,6 @@ def main() -> None:
             if key == "jpeg":
                 stage_frames = frames
     assert decode_frames == stage_frames
-    (cached, cached_zstd, cached_raw), decoded = clip_reads(
-        [work / "cache.zarr", work / "zstd.zarr", work / "raw.zarr"], source, args.clips, 16, 2, seed=0)
     parts = stage_breakdown(paths[: min(len(paths), 8)], args.short_side)
 
     if args.source is None:
@@ -294,11 +301,17 @@ def main() -> None:
           "steady: vs decode alone |")
     print("| --- | --- | --- | --- | --- |")
     rows = [("decord decode alone", "decode"), ("fame preprocess, JPEG frames (default)", "jpeg"),
+            ("fame preprocess --decoder decord (JPEG frames)", "jpeg_decord"),
             ("fame preprocess --frame-codec zstd (lossless)", "zstd"),
-            ("fame preprocess --frame-codec raw (uncompressed)", "raw"), ("fame preprocess --no-frames", "light")]
-    for name, key in rows:
+            ("fame preprocess --frame-codec raw (uncompressed)", "raw"), ("fame preprocess --no-frames", "light"),
+            ("fame preprocess --no-frames --decoder decord", "light_decord")]
+    for name, key in [(name, key) for name, key in rows if key in sides]:
         print(f"| {name} | {best[key]:.2f} | {best['decode'] / best[key]:.2f}x | {steady[key]:.0f} | "
               f"{steady[key] / steady['decode']:.2f}x |")
+    if args.stage_only:
+        return
+    (cached, cached_zstd, cached_raw), decoded = clip_reads(
+        [work / "cache.zarr", work / "zstd.zarr", work / "raw.zarr"], source, args.clips, 16, 2, seed=0)
     print()
     print("| random 16-frame clip, stride 2 | clips/s | speed-up |")
     print("| --- | --- | --- |")

@@ -48,6 +48,11 @@ def info(
     out.print(table)
     for error in summary["errors"]:
         out.print(f"  [red]x[/] {error['path']}: {error['reason']}", soft_wrap=True)
+    if summary["pending"]:
+        half = f", {summary['unfinished']} of them half-written" if summary["unfinished"] else ""
+        out.print(f"{summary['pending']} listed videos are not in the cache yet{half}: a run (or a --shard) is still "
+                  "going, was stopped, or never ran; rerun `fame preprocess` with the same options (and each "
+                  "missing --shard) to finish. Readers see only the finished videos.", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

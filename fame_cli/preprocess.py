@@ -50,6 +50,8 @@ def preprocess(
     frame_quality: int = typer.Option(90, help="JPEG quality of the frames (1-100)."),
     frame_chunk: int = typer.Option(0, help="Frames per compressed chunk (0: the codec's own, jpeg/raw 1, zstd 8)."),
     zstd_level: int = typer.Option(3, help="zstd level of the masks (and of zstd frames): 1 writes faster, 3+ is smaller."),
+    decoder: str = typer.Option("pyav", help="pyav (frames in order, scaled before the RGB conversion: faster) or "
+                                "decord (the reference; what caches made before this option used)."),
     shard: str | None = typer.Option(None, help="Do only part I of N (I/N), e.g. one per machine."),
     limit: int | None = typer.Option(None, help="Only the first N videos (a quick trial)."),
 ) -> None:
@@ -66,7 +68,8 @@ def preprocess(
             source=str(source), cache=str(cache), layout=layout, split_dir=str(split_dir) if split_dir else None,
             short_side=short_side, frames=frames, window=window, stride=stride, hop=hop, masks=masks,
             colour_context=colour_context, frame_codec=frame_codec,
-            frame_quality=frame_quality, frame_chunk=frame_chunk, zstd_level=zstd_level, workers=max(1, workers),
+            frame_quality=frame_quality, frame_chunk=frame_chunk, zstd_level=zstd_level, decoder=decoder,
+            workers=max(1, workers),
             shard=shard_parts, limit=limit,
         )
     except ValueError as error:
@@ -95,6 +98,8 @@ def preprocess(
             summary = run_preprocess(settings, progress=on_video)
     except (LayoutError, CacheError, ValueError) as error:
         fail(str(error))
+    except OSError as error:  # a write outside a video's own files (the store's root) failed, e.g. a full disk
+        fail(f"{error.filename or cache}: {error.strerror or error}; fix that, then rerun the same command to resume")
     console.print(
         f"layout {summary.layout}: {summary.done} videos done, {summary.skipped} already cached, "
         f"{len(summary.errors)} failed, {summary.frames} frames in {summary.seconds:.1f}s "

@@ -22,7 +22,8 @@ or launch it under `torchrun`, whose RANK/WORLD_SIZE are used as the shard. Ever
 its own group in the store and is marked complete only after its arrays are written, so
 writers never write the same file and a killed writer's videos are redone by the next
 run. Run the same command once more without `--shard` at the end to pick up anything a
-dead shard left behind.
+dead shard left behind. `docs/cache-format.md` says what readers and `fame info` see
+meanwhile, and gives a SLURM array example.
 """
 
 

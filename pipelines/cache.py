@@ -21,9 +21,11 @@ store at once without touching each other's files.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import uuid
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable
@@ -49,6 +51,27 @@ ZSTD_LEVEL = 3
 
 class CacheError(Exception):
     """The cache is missing, of another format, or does not fit the work asked of it."""
+
+
+def _cannot_write(path: Path, error: OSError) -> CacheError:
+    """A write that failed (a full disk, a read-only or vanished folder) as one line that says how to go on."""
+    return CacheError(f"{path}: cannot write the cache ({error.strerror or error}); free space or fix the folder, "
+                      "then rerun the same command: finished videos are kept, the rest is redone")
+
+
+def _writes_one_video(write):
+    """``write(cache, video_id, ...)`` whose OSError (e.g. a full disk) becomes a ``CacheError``,
+    after deleting what it wrote of the video, so the next run redoes it from nothing."""
+
+    @functools.wraps(write)
+    def guarded(cache, video_id, **kwargs):
+        try:
+            return write(cache, video_id, **kwargs)
+        except OSError as error:
+            discard_video(Path(cache), video_id)
+            raise _cannot_write(Path(cache), error) from None
+
+    return guarded
 
 
 def video_id_for(relative_path: str) -> str:
@@ -94,9 +117,25 @@ def open_for_writing(path: str | os.PathLike, *, settings: dict, dataset: dict):
     """
     zarr = _zarr()
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CacheError(f"{path}: is a file, not a cache folder; choose another --cache path")
+    try:
+        return _open_for_writing(zarr, path, settings, dataset)
+    except OSError as error:
+        raise _cannot_write(path, error) from None
+
+
+def _open_for_writing(zarr, path: Path, settings: dict, dataset: dict):
+    wanted = {"fame_cache": {"format_version": FORMAT_VERSION}, "settings": settings, "dataset": dataset}
+    # list the folder before reading the root's attributes: the root's zarr.json is created before anything else
+    # that is not hidden ("." : another writer's temporaries), so if the list shows more, the attributes show the root
+    listed = [p.name for p in path.iterdir()] if path.exists() else []
     existing = _attrs_of(path) if path.exists() else None
-    if path.exists() and existing is None and any(path.iterdir()):
-        raise CacheError(f"{path}: exists but is not a fame cache; choose another --cache path")
+    if existing is None:
+        if any(not name.startswith(".") for name in listed):
+            raise CacheError(f"{path}: exists but is not a fame cache; choose another --cache path")
+        if not _create_group_once(path, wanted):  # another process (a --shard beside us) created it first
+            existing = _attrs_of(path)
     if existing is not None and existing.get("fame_cache"):
         old = existing.get("settings", {})
         old_method, new_method = mask_method_of(old), mask_method_of(settings)
@@ -111,22 +150,41 @@ def open_for_writing(path: str | os.PathLike, *, settings: dict, dataset: dict):
             raise CacheError(
                 f"{path}: was made with other settings ({detail}); rerun with the same options or use a new --cache"
             )
-    wanted = {"fame_cache": {"format_version": FORMAT_VERSION}, "settings": settings, "dataset": dataset}
-    if existing is None:  # one write: a reader never sees a root without its attributes
-        root = zarr.create_group(str(path), zarr_format=3, attributes=wanted, overwrite=True)
-    else:
-        root = zarr.open_group(str(path), mode="a", zarr_format=3)
-        if {k: existing.get(k) for k in wanted} != wanted:
-            root.attrs.update(wanted)
+    root = zarr.open_group(str(path), mode="a", zarr_format=3)
+    if existing is not None and {k: existing.get(k) for k in wanted} != wanted:
+        root.attrs.update(wanted)
     for name in (VIDEOS, ERRORS):
-        if not (path / name / "zarr.json").exists():
-            root.require_group(name)
+        _create_group_once(path / name, {})
     return root
 
 
 def mask_method_of(settings: dict) -> tuple[str, int]:
     """(method, version) of a cache's settings; caches made before ``--masks`` hold the paper's maps."""
     return settings.get("masks", "paper"), int(settings.get("mask_version", 1))
+
+
+def _create_group_once(group_dir: Path, attributes: dict) -> bool:
+    """Create a group's ``zarr.json`` unless it exists; True if this call created it.
+
+    Several processes may start on one store at once (``--shard``, also on a shared file
+    system): the file is written beside its place and hard-linked into it, which creates
+    it whole or fails if it exists, so exactly one of them creates it and none deletes
+    what another wrote (zarr's own ``create_group(overwrite=True)`` did both).
+    """
+    group_dir.mkdir(parents=True, exist_ok=True)
+    target = group_dir / "zarr.json"
+    if target.exists():
+        return False
+    temporary = group_dir / f".zarr.json.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    temporary.write_text(json.dumps({"attributes": attributes, "zarr_format": 3, "node_type": "group"}, indent=2),
+                         encoding="utf-8")
+    try:
+        os.link(temporary, target)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink()
 
 
 def finished_video(cache: Path, video_id: str, source_stamp: dict | None = None) -> bool:
@@ -149,6 +207,7 @@ def _write_group(group_dir: Path, attributes: dict) -> None:
     write_json(group_dir / "zarr.json", {"attributes": attributes, "zarr_format": 3, "node_type": "group"})
 
 
+@_writes_one_video
 def write_video(
     cache: str | os.PathLike,
     video_id: str,
@@ -184,6 +243,7 @@ def write_video(
     _write_group(group, {**info, "complete": True})
 
 
+@_writes_one_video
 def write_error(cache: str | os.PathLike, video_id: str, *, path: str, reason: str, kind: str) -> None:
     """Record a video that could not be used (replacing any earlier record of it)."""
     cache = Path(cache)
@@ -251,7 +311,10 @@ class CacheReader:
         #: how the soft maps were made: (method, version), e.g. ("motion", 1); ("paper", 1) for
         #: caches made before the choice existed
         self.mask_method: tuple[str, int] = mask_method_of(self.settings)
-        self._info = {vid: attrs for vid, attrs in _scan(self.path / VIDEOS) if attrs.get("complete") is True}
+        scanned = list(_scan(self.path / VIDEOS))
+        self._info = {vid: attrs for vid, attrs in scanned if attrs.get("complete") is True}
+        #: videos begun and not finished: a writer still at work, or one stopped mid-video (never read)
+        self.unfinished: list[str] = sorted(vid for vid, attrs in scanned if attrs.get("complete") is not True)
         self.video_ids: list[str] = sorted(self._info)
         self.errors: list[dict] = [
             {"video_id": vid, "path": a.get("path"), "reason": a.get("reason"), "kind": a.get("kind")}
@@ -373,6 +436,7 @@ class CacheReader:
             "splits": {name: len(ids) for name, ids in sorted(splits.items())},
             "listed": int(self.dataset.get("videos", 0)),
             "pending": max(0, int(self.dataset.get("videos", 0)) - len(self.video_ids) - len(self.errors)),
+            "unfinished": len(self.unfinished),
             "errors": [{"path": e["path"], "reason": e["reason"]} for e in self.errors]
             + [{"path": p["path"], "reason": p["reason"]} for p in self.dataset.get("problems", [])],
             "settings": self.settings,

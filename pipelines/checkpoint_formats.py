@@ -36,6 +36,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .checkpoints import why_unreadable
+
 FORMATS = ("fame-pretrain", "fame-evaluate", "official-pretrain", "official-finetune", "state-dict")
 OURS = "fame-checkpoint"  # the "format" tag of our own checkpoints
 DDP_PREFIX = "module."
@@ -148,11 +150,7 @@ def _torch_load(path: Path):
     except FileNotFoundError:
         raise CheckpointFormatError(f"{path}: no such checkpoint file") from None
     except Exception as error:  # unpickling refused, not a torch file, truncated...
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointFormatError(
-            f"{path}: cannot be read as a checkpoint with weights_only=True (we never unpickle "
-            f"arbitrary objects): {first_line}"
-        ) from None
+        raise CheckpointFormatError(f"{path}: {why_unreadable(path, error)}") from None
 
 
 def interpret(obj, *, path: str = "", sha256: str = "") -> BackboneWeights:

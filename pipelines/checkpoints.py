@@ -28,6 +28,10 @@ FORMAT = "fame-checkpoint"
 VERSION = 1
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.pt"
+#: how a file written by ``torch.save`` begins: a zip archive (torch >= 1.6) or a pickle (older)
+TORCH_FILE_STARTS = (b"PK\x03\x04", b"\x80")
+#: characters of a library's message quoted in ours
+QUOTED = 160
 
 
 class CheckpointError(Exception):
@@ -69,6 +73,31 @@ def atomic_save(obj: object, path: str | os.PathLike) -> Path:
     return path
 
 
+def why_unreadable(path: str | os.PathLike, error: Exception) -> str:
+    """One line saying why ``torch.load(path, weights_only=True)`` raised ``error``.
+
+    Says what the file is rather than repeating torch's advice to load it with
+    ``weights_only=False`` (which would run whatever code the file holds: never done here).
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(TORCH_FILE_STARTS[0]))
+    except OSError as reading:
+        return f"cannot be read ({reading.strerror})"
+    if not head.startswith(TORCH_FILE_STARTS):
+        return "not a checkpoint: torch.save writes a zip archive (or, before torch 1.6, a pickle) and this file is neither"
+    text = str(error).strip()
+    if "Weights only load failed" in text:
+        detail = (text.partition("WeightsUnpickler error:")[2].strip().splitlines() or ["objects of other types"])[0]
+        detail = detail.split(". ")[0][:QUOTED]  # the refusal, without torch's advice that follows
+        if detail.startswith("Unsupported operand"):  # bytes that are no pickle at all
+            return f"not a checkpoint: not a valid pickle either ({detail})"
+        return (f"holds objects that weights_only=True refuses ({detail}); fame never unpickles arbitrary "
+                "objects, so save plain tensors and types")
+    first_line = (text.splitlines() or [type(error).__name__])[0][:QUOTED]
+    return f"not a readable checkpoint (truncated or corrupt?): {first_line}"
+
+
 def make_checkpoint(*, kind: str, settings: dict, **content) -> dict:
     """The checkpoint dict: our header, then ``content`` (model, optimizer, epoch, ...)."""
     return {"format": FORMAT, "version": VERSION, "kind": kind, "settings": settings, **content}
@@ -86,8 +115,7 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, map_loc
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # zip/pickle errors of many kinds: truncated, corrupt, unsafe content
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first_line}") from None
+        raise CheckpointError(f"{path}: {why_unreadable(path, error)}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a fame checkpoint (no {FORMAT!r} header)")
     if checkpoint.get("version") != VERSION:

@@ -20,10 +20,12 @@ import numpy as np
 from . import cache as cache_format
 from .layouts import DatasetIndex, VideoEntry, discover_dataset
 from .mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
-from .video import TooShortError, VideoError, read_video
+from .video import TooShortError, VideoError, decode_video, read_video
 
 #: crashes of a worker process a video may be part of before it is recorded as an error
 MAX_CRASHES = 2
+#: how the stage decodes a whole video (docs/benchmarks.md compares them)
+DECODERS = {"pyav": decode_video, "decord": read_video}
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class PreprocessSettings:
     frame_quality: int = cache_format.JPEG_QUALITY  # JPEG quality of the frames (1..100)
     frame_chunk: int = 0  # frames per compressed chunk, the unit of reading (0: the codec's own, jpeg/raw 1, zstd 8)
     zstd_level: int = cache_format.ZSTD_LEVEL  # zstd level of the masks, and of the frames with --frame-codec zstd
+    decoder: str = "pyav"  # pyav: frames in order, scaled before the RGB conversion (faster) | decord: the reference
     workers: int = 1  # worker processes (1: in this process)
     shard: tuple[int, int] = (0, 1)  # (index, count): this process does videos index, index+count, ...
     limit: int | None = None  # only the first N videos of the (sharded) list, for trials
@@ -63,6 +66,8 @@ class PreprocessSettings:
         if self.colour_context and not method.uses_colour_settings:
             raise ValueError(f"--colour-context {self.colour_context}: refines the paper's colour step; "
                              f"it needs --masks paper (asked --masks {self.masks})")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"--decoder {self.decoder!r}: choose one of {', '.join(DECODERS)}")
         if self.frame_chunk < 0:
             raise ValueError(f"--frame-chunk {self.frame_chunk}: give a number of frames, or 0 for the codec's own")
         if self.frame_chunk == 0:  # resolved here, so the cache records what was used
@@ -71,8 +76,10 @@ class PreprocessSettings:
     def content_settings(self) -> dict:
         """The settings that decide what the cache holds; a resume must match them."""
         keys = ("short_side", "frames", "window", "stride", "hop", "fg_fraction", "bg_fraction", "colour_bins",
-                "colour_context", "frame_codec", "frame_quality", "frame_chunk", "zstd_level")
+                "colour_context", "frame_codec", "frame_quality", "frame_chunk", "zstd_level", "decoder")
         content = {k: getattr(self, k) for k in keys}
+        if self.decoder == "decord":  # recorded by absence, as caches made before the choice (frames differ slightly)
+            del content["decoder"]
         if not self.colour_context:  # the paper's step 4: recorded by absence, as caches made before the option
             del content["colour_context"]
         method = get_method(self.masks)
@@ -163,7 +170,7 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
     cache = settings.cache
     min_frames = (settings.window - 1) * settings.stride + 1
     try:
-        frames, probe = read_video(path, short_side=settings.short_side)
+        frames, probe = DECODERS[settings.decoder](path, short_side=settings.short_side)
         if len(frames) < min_frames:
             raise TooShortError(
                 path, f"has {len(frames)} frames, fewer than one mask window needs ({min_frames} = "

@@ -36,3 +36,20 @@ def moving_square_video(frames: int = 40, height: int = 48, width: int = 64, see
         x = (t * 2) % (width - side)
         video[t, height // 3 : height // 3 + side, x : x + side] = (250, 40, 40)
     return video
+
+
+def open_cache_for_writing_at(path: str, start_at: float) -> str:
+    """Open (create) a cache for writing at wall-clock time ``start_at``; "ok" or the error.
+
+    Run in several processes at once to race their creation of one store."""
+    import time
+
+    from pipelines.cache import open_for_writing
+
+    while time.time() < start_at:
+        pass
+    try:
+        open_for_writing(path, settings={"short_side": 32}, dataset={"videos": 0})
+        return "ok"
+    except Exception as error:  # the test reports what went wrong
+        return f"{type(error).__name__}: {error}"

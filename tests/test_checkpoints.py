@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,6 +69,21 @@ def test_damaged_files_raise_checkpoint_error(tmp_path, content, reason):
     bad.write_bytes(content(good))
     with pytest.raises(CheckpointError, match="bad.pt"):
         load_checkpoint(bad)
+
+
+@pytest.mark.parametrize("content, says", [
+    (bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), "not a checkpoint: torch.save writes"),
+    (b"\x80\x02" + bytes(range(2, 64)), "not a checkpoint: not a valid pickle"),
+    (pickle.dumps({"format": "fame-checkpoint", "x": Foreign()}, protocol=2), "holds objects that weights_only=True refuses"),
+])
+def test_refusals_say_what_the_file_is_without_torchs_advice(tmp_path, content, says):
+    path = tmp_path / "weights.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert says in message and "\n" not in message
+    assert "weights_only=False" not in message and "likely succeed" not in message
 
 
 def test_foreign_and_wrong_kind_checkpoints_are_refused(tmp_path):

@@ -208,8 +208,9 @@ def test_resume_ignores_settings_that_do_not_change_the_content(synth_dataset, t
 
 def test_no_frames_cache_decodes_from_source(synth_dataset, tmp_path):
     full, light = tmp_path / "full.zarr", tmp_path / "light.zarr"
-    run_preprocess(settings_for(synth_dataset / "UCF-101", full, limit=3, frame_codec="zstd"))  # lossless
-    run_preprocess(settings_for(synth_dataset / "UCF-101", light, limit=3, frames=False))
+    # lossless frames, decoded by decord as a --no-frames cache's clips are (the default decoder's are close, not equal)
+    run_preprocess(settings_for(synth_dataset / "UCF-101", full, limit=3, frame_codec="zstd", decoder="decord"))
+    run_preprocess(settings_for(synth_dataset / "UCF-101", light, limit=3, frames=False, decoder="decord"))
     a, b = open_cache(full), open_cache(light)
     assert not b.has_frames and a.video_ids == b.video_ids
     vid = a.video_ids[0]
@@ -220,8 +221,8 @@ def test_no_frames_cache_decodes_from_source(synth_dataset, tmp_path):
 
 @pytest.mark.parametrize("codec", ["jpeg", "zstd", "raw"])
 def test_frames_match_the_decoded_video(synth_dataset, tmp_path, codec):
-    """zstd and raw frames are what decord decoded; JPEG frames (the default) are close to it."""
-    from pipelines.video import read_video
+    """zstd and raw frames are what the stage's decoder decoded; JPEG frames (the default) are close to it."""
+    from pipelines.video import decode_video as read_video
 
     cache = tmp_path / f"{codec}.zarr"
     run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, frame_codec=codec))
@@ -351,3 +352,126 @@ def test_caches_made_before_mask_methods_open_and_resume_as_paper(synth_dataset,
         frames = reader.frames(vid, range(info["num_frames"]))
         assert reader.soft_masks(vid).shape[1:] == frames.shape[1:3]
     assert reader.summary()["masks"] == {"method": "paper", "version": 1}
+def test_full_disk_ends_in_one_line_and_the_cache_resumes(synth_dataset, tmp_path, monkeypatch):
+    """ENOSPC while writing the third video: one line, a non-zero exit, nothing half-written kept."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    import pipelines.cache as cache_module
+    from fame_cli.main import app
+
+    source, cache, reference = synth_dataset / "UCF-101", tmp_path / "c.zarr", tmp_path / "reference.zarr"
+    run_preprocess(settings_for(source, reference))
+    write_array = cache_module.write_sharded_array
+    calls = []
+
+    def fills_the_disk(path, data, **kwargs):
+        calls.append(path)
+        if len(calls) == 5:  # frames and masks of two videos, then the third video's frames
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return write_array(path, data, **kwargs)
+
+    monkeypatch.setattr(cache_module, "write_sharded_array", fills_the_disk)
+    command = ["preprocess", str(source), "--cache", str(cache), "--short-side", "32", "--window", "8", "--hop", "4",
+               "--workers", "1"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "rerun the same command" in errors[0]
+    assert "Traceback" not in result.output
+    assert len(open_cache(cache).video_ids) == 2
+    assert not Path(calls[-1]).parent.exists()  # the third video's files: given back
+    monkeypatch.setattr(cache_module, "write_sharded_array", write_array)
+    resumed = CliRunner().invoke(app, command)
+    assert resumed.exit_code == 0, resumed.output
+    assert read_all(cache) == read_all(reference)
+
+
+def test_a_file_given_as_cache_ends_in_one_line(synth_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from fame_cli.main import app
+
+    not_a_folder = tmp_path / "cache.zarr"
+    not_a_folder.write_text("my notes")
+    result = CliRunner().invoke(app, ["preprocess", str(synth_dataset / "UCF-101"), "--cache", str(not_a_folder)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "is a file, not a cache folder" in result.output and "Traceback" not in result.output
+    assert not_a_folder.read_text() == "my notes"
+
+
+def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
+    """The shared-file-system case: several --shard writers start on one new store together."""
+    import multiprocessing
+
+    from helpers import open_cache_for_writing_at
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        for attempt in range(20):
+            path = str(tmp_path / f"c{attempt}.zarr")
+            start_at = time.time() + 0.05
+            outcomes = pool.starmap(open_cache_for_writing_at, [(path, start_at)] * 2)
+            assert outcomes == ["ok", "ok"], outcomes
+            reader = open_cache(path)
+            assert reader.settings == {"short_side": 32} and reader.video_ids == []
+            assert not [p for p in Path(path).rglob("*") if p.name.startswith(".")]  # no temporaries left
+
+
+@pytest.mark.slow
+def test_two_concurrent_shard_writers_build_the_same_cache_as_one_process(synth_dataset, tmp_path):
+    source = synth_dataset / "UCF-101"
+    single, shared = tmp_path / "single.zarr", tmp_path / "shared.zarr"
+    run_preprocess(settings_for(source, single))
+    command = [sys.executable, "-m", "fame_cli", "preprocess", str(source), "--cache", str(shared),
+               "--short-side", "32", "--window", "8", "--hop", "4", "--workers", "1"]
+    writers = [subprocess.Popen([*command, "--shard", f"{i}/2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True) for i in range(2)]
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=300)
+        assert writer.returncode == 0, stderr
+    assert read_all(shared) == read_all(single)
+    assert not [p for p in shared.rglob("*") if p.name.startswith(".")]
+
+
+def test_info_and_reader_with_a_missing_shard_and_a_half_done_one(synth_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from fame_cli.main import app
+
+    source, cache, single = synth_dataset / "UCF-101", tmp_path / "c.zarr", tmp_path / "single.zarr"
+    run_preprocess(settings_for(source, single))
+    run_preprocess(settings_for(source, cache, shard=(0, 3)))  # shard 1/3 never ran
+    first_shard = set(open_cache(cache).video_ids)
+    run_preprocess(settings_for(source, cache, shard=(2, 3), limit=2))  # shard 2/3 stopped after 2 videos ...
+    stopped = sorted(set(open_cache(cache).video_ids) - first_shard)[-1]
+    meta = cache / "videos" / stopped / "zarr.json"
+    data = json.loads(meta.read_text())
+    data["attributes"]["complete"] = False  # ... the second of them mid-write
+    meta.write_text(json.dumps(data))
+    reader = open_cache(cache)
+    assert len(reader) == 4 + 1 and reader.unfinished == [stopped]
+    assert stopped not in reader.split("all") and stopped not in sum(reader.splits.values(), [])
+    with pytest.raises(KeyError, match="not a finished video"):
+        reader.soft_masks(stopped)
+    summary = reader.summary()
+    assert (summary["videos"], summary["pending"], summary["unfinished"]) == (5, 7, 1)
+    shown = CliRunner().invoke(app, ["info", "--cache", str(cache)])
+    assert shown.exit_code == 0
+    assert "7 listed videos are not in the cache yet, 1 of them half-written" in " ".join(shown.output.split())
+    for index in (1, 2):  # running the missing shard and the stopped one finishes the cache
+        run_preprocess(settings_for(source, cache, shard=(index, 3)))
+    assert read_all(cache) == read_all(single)
+    assert open_cache(cache).summary()["pending"] == 0
+
+
+def test_decoder_decord_is_recorded_by_absence_and_checked_on_resume(synth_dataset, tmp_path):
+    """Caches made before --decoder were decord's: they resume with --decoder decord, not with the new default."""
+    cache = tmp_path / "c.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, decoder="decord"))
+    assert "decoder" not in open_cache(cache).settings
+    with pytest.raises(CacheError, match="decoder: cache has None, asked 'pyav'"):
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2))
+    assert run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, decoder="decord")).done == 1
+    with pytest.raises(ValueError, match="--decoder"):
+        settings_for(synth_dataset, cache, decoder="opencv")

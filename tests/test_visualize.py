@@ -64,12 +64,13 @@ def assert_links_exist(out: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def caches(synth_dataset, tmp_path_factory) -> dict[str, Path]:
-    """The synthetic dataset cached twice: with lossless frames and --no-frames."""
+    """The synthetic dataset cached twice: with lossless frames and --no-frames, both decoded by decord,
+    the decoder that reads a --no-frames cache's clips back, so both caches hold the same pictures."""
     folder = tmp_path_factory.mktemp("vis")
     paths = {"frames": folder / "frames.zarr", "no_frames": folder / "no_frames.zarr"}
     for name, path in paths.items():
         run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path),
-                                          frames=name == "frames", frame_codec="zstd", **SMALL))
+                                          frames=name == "frames", frame_codec="zstd", decoder="decord", **SMALL))
     return paths
 
 
