@@ -52,7 +52,7 @@ from pipelines.checkpoints import (
 )
 from pipelines.clips import ClipDataset, clip_span
 from pipelines.devices import autocast_context, autocast_dtype, channels_last_3d_ok, pin_memory, resolve_device
-from pipelines.fame import merge_foreground_background, random_derangement, select_foreground
+from pipelines.fame import fame_merge
 from pipelines.models import BACKBONES, build_backbone
 from pipelines.moco import MoCo
 
@@ -180,9 +180,7 @@ def fame_query(
     cropped soft maps (B, H, W): the hard mask is the top ``beta`` of each crop (step 5) and
     each clip keeps it on the background of another clip of the batch (step 6). Returns
     (fused clips, mask bool B, H, W, permutation B)."""
-    mask = select_foreground(soft, beta=beta)  # B, H, W
-    perm = random_derangement(query.shape[0], generator=generator, device=query.device)  # B
-    return merge_foreground_background(query, mask, perm), mask, perm
+    return fame_merge(query, soft, beta=beta, generator=generator)  # steps 5-6, pipelines/fame.py
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
