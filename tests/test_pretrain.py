@@ -27,6 +27,7 @@ from pipelines.pretrain import (
     TrainingDiverged,
     check_cache_fits,
     fame_query,
+    queue_warning,
     run_pretrain,
 )
 from pipelines.recipes import RecipeError, available_recipes, load_recipe, resolve_settings
@@ -294,3 +295,17 @@ def test_two_process_ddp_on_cpu(cache, tmp_path):
     assert [line["step"] for line in read_metrics(run_dir)] == [1, 2, 3, 4, 5, 6]  # one writer
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert int(checkpoint["model"]["queue_ptr"]) == (6 * 2 * 4) % 64  # keys of both ranks were enqueued
+
+
+def test_a_queue_many_times_the_dataset_is_warned_about_with_the_recipe_that_fits(cache, tmp_path):
+    paper = PretrainSettings(cache="c", run_dir="r")  # the paper's Kinetics queue, 65536
+    small_data = queue_warning(paper, 144)
+    assert "65536" in small_data and "144 training videos" in small_data and "synth_small" in small_data
+    assert "\n" not in small_data
+    assert "ucf101_r2plus1d_112" in queue_warning(paper, 5000)
+    assert queue_warning(paper, 9537) is None and queue_warning(tiny(cache, tmp_path), 12) is None
+    events = []
+    run_pretrain(tiny(cache, tmp_path / "run", queue=4096, max_steps_per_epoch=1),
+                 progress=lambda e, d: events.append((e, d)))
+    warnings = [d["message"] for e, d in events if e == "warning"]
+    assert len(warnings) == 1 and "--queue 4096" in warnings[0] and "12 training videos" in warnings[0]
