@@ -33,6 +33,7 @@ from pipelines.fame import merge_foreground_background, random_derangement, sele
 
 BETA = 0.5  # share of each crop kept as foreground (the paper's default)
 SWAP_SEED = 0  # seed of the pairing, so every run and every process swaps the same pairs
+UINT8_MAX = 255
 
 
 def swap_partners(n: int, *, seed: int = SWAP_SEED) -> np.ndarray:
@@ -97,12 +98,10 @@ class SwappedClipDataset(Dataset):
             info["num_frames"], clip_len=clips.clip_len, stride=clips.stride, num_clips=clips.num_clips
         )
         if self.ground_truth is not None:  # the true foreground, every pixel it covers in the clip
-            truth = [
-                clip_ground_truth(self.ground_truth, info["path"], indices, height=frame_shape[0],
-                                  width=frame_shape[1]).any(axis=0).astype(np.uint8) * 255
-                for indices in clip_frames
-            ]
-            inside = [crop_resize_map(t, box, clips.crop, flip=False) for t in truth]
+            truth = clip_ground_truth(self.ground_truth, info["path"], np.concatenate(clip_frames),
+                                      height=frame_shape[0], width=frame_shape[1])  # num_clips * T, H, W (one read)
+            union = truth.reshape(len(clip_frames), -1, *frame_shape).any(axis=1).astype(np.uint8) * UINT8_MAX
+            inside = [crop_resize_map(u, box, clips.crop, flip=False) for u in union]  # each S, S in [0, 1]
             return torch.stack(inside) >= 0.5  # num_clips, S, S
         soft = [
             crop_resize_map(reader.soft_mask(video_id, indices), box, clips.crop, flip=False, frame_shape=frame_shape)

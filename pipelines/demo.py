@@ -119,9 +119,11 @@ def pretrain_variant(settings: DemoSettings, cache: Path, name: str, fame: bool,
     pretrain = resolve_settings(load_recipe(settings.recipe), overrides)
     latest = run_dir / "checkpoints" / "latest.pt"
     result = run_pretrain(pretrain, resume=latest.exists())
-    log(f"   {run_name(name, seed, settings)}: {result.epochs} epochs, {result.steps} steps, last loss "
-        f"{result.last_metrics.get('loss', float('nan')):.3f}, contrastive top-1 "
-        f"{result.last_metrics.get('top1', float('nan')):.1f}%")
+    if not result.last_metrics:  # nothing left to train
+        log(f"   {run_name(name, seed, settings)}: reusing its {result.epochs} epochs, {result.steps} steps")
+    else:
+        log(f"   {run_name(name, seed, settings)}: {result.epochs} epochs, {result.steps} steps, last epoch's loss "
+            f"{result.last_metrics['loss']:.3f}, contrastive top-1 {result.last_metrics['top1']:.1f}%")
     return latest
 
 
