@@ -277,8 +277,8 @@ def check_cache_fits(reader, settings: PretrainSettings, *, world: int) -> tuple
 
 def queue_warning(settings: PretrainSettings, videos: int) -> str | None:
     """One line when the queue holds many times more keys than the data has videos (None
-    otherwise), naming the recipe that fits. Measured: the defaults (queue 65536, key momentum
-    0.999) learned nothing in 400 steps on 144 videos (contrastive top-1 0.4%)."""
+    otherwise), naming the recipe that fits. Issue 12 reports the defaults (queue 65536, key
+    momentum 0.999) learning nothing in 400 steps on 144 videos (contrastive top-1 0.4%)."""
     if settings.queue <= QUEUE_KEYS_PER_VIDEO * videos:
         return None
     fits = ("--config synth_small (queue 64, key momentum 0.99), or --queue below the video count with "
