@@ -177,3 +177,9 @@ def test_ground_truth_without_a_folder_is_one_clear_error(cache, tmp_path):
                                       ground_truth_dir=str(tmp_path / "nowhere"), **ALL))
     with pytest.raises(EvaluateError, match="bg-swap"):
         run_evaluate(EvaluateSettings(cache=str(cache), run_dir=str(tmp_path / "r"), bg_swap=True, **ALL))
+
+
+def test_bg_swap_can_use_the_true_foreground_too(cache, tmp_path):
+    result = run_evaluate(EvaluateSettings(cache=str(cache), run_dir=str(tmp_path / "r"), bg_swap=True,
+                                           ground_truth=True, **{**ALL, "protocol": "retrieval", "test_split": "test"}))
+    assert result["settings"]["ground_truth"] is True and "recall@1" in result["bg_swap"]["metrics"]
