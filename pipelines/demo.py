@@ -106,7 +106,8 @@ def pretrain_seeds(settings: DemoSettings) -> list[int]:
     return [settings.seed + r for r in range(settings.repeats)]
 
 
-def pretrain_variant(settings: DemoSettings, cache: Path, name: str, fame: bool, log: Log, *, seed: int | None = None) -> Path:
+def pretrain_variant(settings: DemoSettings, cache: Path, name: str, fame: bool, log: Log, *,
+                     seed: int | None = None) -> Path:
     seed = settings.seed if seed is None else seed
     run_dir = Path(settings.out_dir) / "runs" / run_name(name, seed, settings)
     overrides = {"cache": str(cache), "run_dir": str(run_dir), "fame": fame, "seed": seed,
@@ -226,7 +227,8 @@ def comparison_markdown(results: dict[str, dict[str, dict]], summary: dict, sett
     difference = summary.get("fame_minus_moco", {})
     for key in SWAP_METRICS:
         cells = [_pm(summary["variants"][v]["clips"][key]) for v in variants]
-        lines.append(f"| {key} | {chance[key]:.1f} | " + " | ".join(cells) + f" | {_pm(difference[key]) if key in difference else '-'} |")
+        delta = _pm(difference[key]) if key in difference else "-"
+        lines.append(f"| {key} | {chance[key]:.1f} | " + " | ".join(cells) + f" | {delta} |")
     lines += ["", "Per seed:", "", "| seed | " + " | ".join(f"{v} {k}" for v in variants for k in SWAP_METRICS) + " |",
               "| --- | " + " | ".join("---" for _ in variants for _ in SWAP_METRICS) + " |"]
     for i, seed in enumerate(seeds):

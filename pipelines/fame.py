@@ -12,8 +12,9 @@ The augmentation, as the paper's code runs it on every batch of query clips:
 6. ``merge_foreground_background``  x[perm] * (1 - M) + x * M
 
 Step 4 is ``colour_histograms`` (of the seeds' colour ids) then ``likelihood_from_histograms``.
-``soft_foreground_map`` is steps 1-4, ``fame_merge`` steps 5-6 and ``fame_augment`` steps 1-6. The offline path used by
-preprocessing (``window_starts``, ``video_soft_maps``, ``window_for_clip``) computes the soft
+``soft_foreground_map`` is steps 1-4, ``fame_merge`` steps 5-6 and ``fame_augment`` steps 1-6.
+The offline path used by preprocessing (``window_starts``, ``video_soft_maps``,
+``window_for_clip``) computes the soft
 map of steps 1-4 once per temporal window of a whole video, optionally pooling step 4's
 histograms over neighbouring windows (``pool_neighbouring_windows``); see ``docs/method.md``.
 

@@ -83,7 +83,8 @@ def swap_retrieval_metrics(neighbours: Tensor, partners) -> dict[str, float]:
     queries = torch.arange(len(neighbours))[:, None]  # Q, 1
     owner = torch.as_tensor(background_owners(partners))[:, None]  # Q, 1
     own_foreground = neighbours == queries  # Q, K
-    metrics = {f"same_foreground@{k}": float(own_foreground[:, :k].any(dim=1).float().mean() * 100) for k in FOREGROUND_KS}
+    metrics = {f"same_foreground@{k}": float(own_foreground[:, :k].any(dim=1).float().mean() * 100)
+               for k in FOREGROUND_KS}
     metrics["same_background@1"] = float((neighbours[:, :1] == owner).any(dim=1).float().mean() * 100)
     return {name: metrics[name] for name in METRICS}
 
@@ -163,7 +164,8 @@ def score_swap_retrieval(job, model: nn.Module) -> dict:
     if len(job.test_ids) < 2:
         from pipelines.evaluate import EvaluateError
 
-        raise EvaluateError(f"{job.reader.path}: swap-retrieval needs at least 2 test videos, the split has {len(job.test_ids)}")
+        raise EvaluateError(f"{job.reader.path}: swap-retrieval needs at least 2 test videos, "
+                            f"the split has {len(job.test_ids)}")
     gallery_set, partners = swap_gallery(job)
     queries_set = testing_clips(job, job.test_ids)
     queries = infer(job, model, queries_set, logits=False, stage="test features")["features"]
@@ -205,7 +207,8 @@ def swap_retrieval_protocol(job, result: dict, features: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _neighbour_rows(similarities: list[float], indices: list[int], query: int, owner: int, partners, video) -> list[dict]:
+def _neighbour_rows(similarities: list[float], indices: list[int], query: int, owner: int, partners,
+                    video) -> list[dict]:
     return [
         {"rank": rank, "gallery_item": j, "foreground": video(j), "background": video(int(partners[j])),
          "similarity": round(s, 5), "same_foreground": j == query, "same_background": j == owner}
@@ -213,7 +216,8 @@ def _neighbour_rows(similarities: list[float], indices: list[int], query: int, o
     ]
 
 
-def write_swap_neighbours(path: Path, job, partners, ranked: tuple[Tensor, Tensor], frozen_ranked: tuple[Tensor, Tensor]) -> Path:
+def write_swap_neighbours(path: Path, job, partners, ranked: tuple[Tensor, Tensor],
+                          frozen_ranked: tuple[Tensor, Tensor]) -> Path:
     """One JSON line per query: the query, the gallery items that count for it (its own
     foreground, its own background), its most similar gallery items (each with the videos
     its foreground and background come from, and whether it is one of the two), what it
