@@ -10,24 +10,30 @@ from pipelines.demo import DemoSettings, run_demo
 
 from .console import console
 
+DEFAULTS = DemoSettings()
+
 
 def demo(
     out_dir: Path = typer.Option(Path("demo-output"), "--out", help="Folder for data, cache, runs and results."),
-    seed: int = typer.Option(0, help="Seeds the data, both pretraining runs and the evaluations."),
+    seed: int = typer.Option(0, help="Seeds the data, the first pretraining run of each variant and the evaluations."),
     videos_per_class: int = typer.Option(40, help="Synthetic videos per class (5 classes)."),
-    epochs: int = typer.Option(40, help="Pretraining epochs of each variant."),
+    epochs: int = typer.Option(DEFAULTS.epochs, help="Pretraining epochs of each variant."),
+    repeats: int = typer.Option(DEFAULTS.repeats, help="Pretraining seeds per variant (SEED, SEED+1, ...): the spread."),
+    beta: float = typer.Option(DEFAULTS.beta, help="FAME's foreground share of each crop."),
     device: str = typer.Option("auto", help="auto|cpu|cuda"),
 ) -> None:
     """Synthesise data, preprocess, pretrain MoCo and MoCo + FAME, evaluate both, draw the masks, compare.
 
-    Prints one comparison table (also saved as results.md, results.png and results.json in
-    --out) and writes the mask gallery (masks/index.html). A finished stage is reused when
-    the command is run again.
+    The headline is swap-retrieval: how often a test clip's nearest neighbour carries its own
+    background (the shortcut) or its own foreground, with chance levels, as mean and spread
+    over the pretraining seeds. Prints the comparison (also saved as results.md, results.png
+    and results.json in --out) and writes the mask gallery (masks/index.html). A finished
+    stage is reused when the command is run again.
 
     Example: fame demo --out demo-output
     """
     settings = DemoSettings(out_dir=str(out_dir), seed=seed, videos_per_class=videos_per_class, epochs=epochs,
-                            device=device)
+                            repeats=repeats, beta=beta, device=device)
     result = run_demo(settings, log=lambda line: console.print(line, highlight=False, markup=False))
     print(result["table"], flush=True)  # plain: a Markdown table must not be re-wrapped
     for name, path in result["files"].items():

@@ -36,7 +36,10 @@ class StageProgress:
 
 
 def metrics_table(result: dict) -> Table:
-    """The metrics, and with --bg-swap the swapped set's and the gap, in percent."""
+    """The metrics, and with --bg-swap the swapped set's and the gap, in percent;
+    swap-retrieval: its chance levels and the frozen clips' scores."""
+    if "frozen" in result:
+        return swap_retrieval_table(result)
     swap = result.get("bg_swap")
     table = Table(title=f"{result['protocol']} on {Path(result['dataset']['cache']).name} (fold {result['fold']})")
     table.add_column("metric")
@@ -50,6 +53,21 @@ def metrics_table(result: dict) -> Table:
         if swap:
             row += [_percent(swap["metrics"].get(name)), _percent(swap["gap"].get(name))]
         table.add_row(*row)
+    return table
+
+
+def swap_retrieval_table(result: dict) -> Table:
+    """swap-retrieval: each score on moving and on frozen queries, with its chance level."""
+    swap = result["swap"]
+    table = Table(title=f"swap-retrieval on {Path(result['dataset']['cache']).name}: {swap['gallery']} test videos, "
+                        f"masks from {swap['masks']}")
+    for name, justify in (("metric", "left"), ("clips", "right"), ("frozen clips", "right"),
+                          ("drop", "right"), ("chance", "right")):
+        table.add_column(name, justify=justify)
+    frozen = result["frozen"]
+    for name, value in result["metrics"].items():
+        table.add_row(name, _percent(value), _percent(frozen["metrics"].get(name)), _percent(frozen["drop"].get(name)),
+                      _percent(result["chance"].get(name)))
     return table
 
 
@@ -79,25 +97,39 @@ def evaluate(
     bg_swap: bool | None = typer.Option(
         None, "--bg-swap/--no-bg-swap", help="Also test foregrounds merged onto other videos' backgrounds; report the gap."
     ),
+    ground_truth: bool | None = typer.Option(
+        None, "--ground-truth/--no-ground-truth",
+        help="Swapped sets (--bg-swap, swap-retrieval) use the true foreground masks (fame synth data), not the cache's.",
+    ),
+    ground_truth_dir: Path | None = typer.Option(
+        None, help="Ground-truth folder for --ground-truth. \\[default: fame synth's, beside the dataset]"
+    ),
     save_features: Path | None = typer.Option(None, help="Save per-video features to this .npz."),
     seed: int | None = typer.Option(None, help="Seed of initialisation, sampling, augmentation. \\[default: 0]"),
     device: str | None = typer.Option(None, help="auto|cpu|cuda|cuda:N. \\[default: auto]"),
     resume: bool | None = typer.Option(None, "--resume/--no-resume", help="Continue the run in --run-dir."),
     source: Path | None = typer.Option(None, help="Videos of a --no-frames cache, if moved since preprocessing."),
 ) -> None:
-    """Evaluate a checkpoint with the paper's protocols: finetune, linear, retrieval or knn.
+    """Evaluate a checkpoint with the paper's protocols: finetune, linear, retrieval or knn;
+    or score its background bias directly with swap-retrieval.
 
     Writes a metrics JSON (docs/evaluation.md), files beside it (confusion matrix, per-class
     accuracy, retrieval neighbours) and, for finetune/linear, a resumable run directory.
-    Run it under torchrun to fine-tune on several GPUs.
+    Run it under torchrun to fine-tune on several GPUs. swap-retrieval: each test clip
+    queries a gallery of the test videos' foregrounds moved onto other test videos'
+    backgrounds (same_foreground@1/@5, same_background@1, with chance levels), also with
+    its frames frozen (one frame repeated: does the encoder use motion?).
 
     Example: fame evaluate --cache ucf101.zarr --checkpoint runs/pretrain --protocol retrieval --bg-swap
+
+    Example: fame evaluate --cache synth.zarr --checkpoint runs/fame --protocol swap-retrieval --ground-truth
     """
     given = {
         "cache": str(cache), "checkpoint": checkpoint, "protocol": protocol, "fold": fold,
         "output": str(output) if output else None, "run_dir": str(run_dir) if run_dir else None,
         "clips_per_video": clips_per_video, "epochs": epochs, "arch": arch, "clip_len": clip_len, "stride": stride,
         "crop": crop, "batch_size": batch_size, "lr": lr, "workers": workers, "bg_swap": bg_swap,
+        "ground_truth": ground_truth, "ground_truth_dir": str(ground_truth_dir) if ground_truth_dir else None,
         "save_features": str(save_features) if save_features else None, "seed": seed, "device": device,
         "resume": resume, "source": str(source) if source else None,
     }

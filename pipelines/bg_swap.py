@@ -9,7 +9,9 @@ own background and every run swaps the same pairs. The clips are the usual test 
 its partner. The mask ``M`` of each clip is the cache's soft foreground map of that clip's
 window, taken through the same centre crop and resize as the frames, then binarised to
 its top ``beta`` share (the paper's "portion of the foreground", 0.5), exactly as
-pretraining binarises per crop.
+pretraining binarises per crop. With a ground-truth folder (``pipelines.ground_truth``) the
+mask is instead the true foreground: the union of the clip's true masks over its frames,
+through the same crop (then the set does not depend on the quality of the soft maps).
 
 A model that recognises the action from its motion keeps its accuracy on the swapped set;
 one that recognises the scene loses it (and tends to predict the partner's class). The
@@ -26,10 +28,12 @@ import torch
 from torch.utils.data import Dataset
 
 from pipelines.clips import ClipDataset, center_crop_box, crop_resize_map, uniform_clip_indices
-from pipelines.fame import random_derangement, select_foreground
+from pipelines.ground_truth import clip_ground_truth
+from pipelines.fame import merge_foreground_background, random_derangement, select_foreground
 
 BETA = 0.5  # share of each crop kept as foreground (the paper's default)
 SWAP_SEED = 0  # seed of the pairing, so every run and every process swaps the same pairs
+UINT8_MAX = 255
 
 
 def swap_partners(n: int, *, seed: int = SWAP_SEED) -> np.ndarray:
@@ -40,12 +44,12 @@ def swap_partners(n: int, *, seed: int = SWAP_SEED) -> np.ndarray:
 
 
 def merge_binary(foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Step 6 with a binary ``M``: ``background * (1 - M) + foreground * M``, exact on uint8.
+    """Step 6 with a binary ``M`` on pairs: clip i's foreground on ``background[i]``.
 
-    ``foreground``/``background`` N, C, T, S, S (any dtype), ``mask`` bool N, S, S. Equals
-    ``pipelines.fame.merge_foreground_background`` on the pair, without the float round trip.
+    ``foreground``/``background`` N, C, T, S, S (any dtype, kept), ``mask`` bool N, S, S;
+    ``pipelines.fame.merge_foreground_background`` with the backgrounds given.
     """
-    return torch.where(mask[:, None, None], foreground, background)  # N, C, T, S, S
+    return merge_foreground_background(foreground, mask, backgrounds=background)  # N, C, T, S, S
 
 
 class SwappedClipDataset(Dataset):
@@ -68,6 +72,7 @@ class SwappedClipDataset(Dataset):
         num_clips: int = 10,
         beta: float = BETA,
         source: str | os.PathLike | None = None,
+        ground_truth: str | os.PathLike | None = None,
     ):
         if len(partners) != len(video_ids):
             raise ValueError(f"{len(partners)} partners for {len(video_ids)} videos")
@@ -76,7 +81,8 @@ class SwappedClipDataset(Dataset):
             num_clips=num_clips, with_masks=False, source=source,
         )
         self.partners = [int(p) for p in partners]
-        self.beta = beta
+        self.beta = beta  # share of each crop kept as foreground (cache masks)
+        self.ground_truth = None if ground_truth is None else str(ground_truth)  # true masks instead
 
     def __len__(self) -> int:
         return len(self.partners)
@@ -88,11 +94,18 @@ class SwappedClipDataset(Dataset):
         info = reader.info(video_id)
         frame_shape = (info["height"], info["width"])
         box = center_crop_box(*frame_shape, size=clips.crop)
+        clip_frames = uniform_clip_indices(
+            info["num_frames"], clip_len=clips.clip_len, stride=clips.stride, num_clips=clips.num_clips
+        )
+        if self.ground_truth is not None:  # the true foreground, every pixel it covers in the clip
+            truth = clip_ground_truth(self.ground_truth, info["path"], np.concatenate(clip_frames),
+                                      height=frame_shape[0], width=frame_shape[1])  # num_clips * T, H, W (one read)
+            union = truth.reshape(len(clip_frames), -1, *frame_shape).any(axis=1).astype(np.uint8) * UINT8_MAX
+            inside = [crop_resize_map(u, box, clips.crop, flip=False) for u in union]  # each S, S in [0, 1]
+            return torch.stack(inside) >= 0.5  # num_clips, S, S
         soft = [
             crop_resize_map(reader.soft_mask(video_id, indices), box, clips.crop, flip=False, frame_shape=frame_shape)
-            for indices in uniform_clip_indices(
-                info["num_frames"], clip_len=clips.clip_len, stride=clips.stride, num_clips=clips.num_clips
-            )
+            for indices in clip_frames
         ]
         return select_foreground(torch.stack(soft), beta=self.beta)  # num_clips, S, S
 

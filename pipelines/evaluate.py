@@ -8,6 +8,8 @@ score (``docs/evaluation.md`` maps each protocol to the paper's and documents th
 - ``retrieval``: per-video features (``clips_per_video`` clips averaged), centred and
   L2-normalised; test videos query the train gallery; recall@1/5/10/20/50.
 - ``knn``: the weighted kNN classifier (``pipelines.retrieval``) on the same features.
+- ``swap-retrieval``: test clips query their own foregrounds moved onto other test videos'
+  backgrounds, beside the same clips frozen (``pipelines.swap_retrieval``).
 
 Fine-tune and linear test with ``clips_per_video`` uniformly spaced, centre-cropped clips
 per video and average the clips' logits (as the FAME code's ``validate``). Under torchrun
@@ -55,13 +57,16 @@ from pipelines.retrieval import (
     top_k_accuracy,
     top_k_neighbours,
 )
+from pipelines.swap_retrieval import ground_truth_folder, swap_retrieval_protocol
 
-PROTOCOLS = ("finetune", "linear", "retrieval", "knn")
+PROTOCOLS = ("finetune", "linear", "retrieval", "knn", "swap-retrieval")
 TRAINED = ("finetune", "linear")  # protocols that train a classifier (and write checkpoints)
 SCHEMA = "fame-evaluate/1"  # the "schema" field of the output JSON
 CHECKPOINT_KIND = "evaluate"
 UINT8_MAX = 255
 TOP_KS = (1, 5)
+# The per-video feature sets of the test videos that --save-features may hold
+TEST_SETS = ("test", "test_bgswap", "test_swapgallery", "test_frozen")
 # The recipes of the FAME code's eval.py; lr_steps are fractions of the epochs.
 PROTOCOL_DEFAULTS = {
     "finetune": dict(epochs=150, lr=0.025, weight_decay=1e-4, dropout=0.7, lr_steps=(0.4, 0.8)),
@@ -72,7 +77,8 @@ CROP_DEFAULTS = {"i3d": 224}  # the paper's crop per backbone; 112 for the other
 CROP_DEFAULT = 112
 # Settings that may differ when a run is resumed (they do not change what is trained).
 RESUMABLE_CHANGES = {
-    "resume", "workers", "device", "output", "save_features", "bg_swap", "beta", "swap_seed",
+    "resume", "workers", "device", "output", "save_features", "bg_swap", "beta", "swap_seed", "ground_truth",
+    "ground_truth_dir",
     "test_batch_size", "checkpoint", "source",
 }
 
@@ -119,6 +125,8 @@ class EvaluateSettings:
     bg_swap: bool = False  # also test on foregrounds merged onto other videos' backgrounds
     beta: float = BETA  # foreground share of each crop in the background swap
     swap_seed: int = SWAP_SEED  # seed of the background-swap pairing
+    ground_truth: bool = False  # swapped sets: merge with the true foreground masks, not the cache's
+    ground_truth_dir: str | None = None  # their folder; None: fame synth's, beside the dataset root
     save_features: str | None = None  # .npz file for the per-video features
     seed: int = 0  # classifier initialisation, clip sampling, augmentation
     workers: int = 4  # DataLoader worker processes (0: this process)
@@ -187,6 +195,8 @@ def validate(settings: EvaluateSettings) -> None:
         problems.append("beta must lie in (0, 1]")
     if settings.workers < 0:
         problems.append("workers must be 0 or more")
+    if settings.protocol == "swap-retrieval" and settings.bg_swap:
+        problems.append("--bg-swap has no meaning with swap-retrieval, whose gallery is the swapped set")
     if problems:
         raise EvaluateError("; ".join(problems))
 
@@ -332,6 +342,7 @@ def swapped_dataset(job: Job) -> tuple[SwappedClipDataset, np.ndarray]:
     dataset = SwappedClipDataset(
         job.reader.path, job.test_ids, partners, clip_len=s.clip_len, stride=s.stride, crop=s.crop,
         num_clips=s.clips_per_video, beta=s.beta, source=job.reader.source,
+        ground_truth=ground_truth_folder(job) if s.ground_truth else None,
     )
     return dataset, partners
 
@@ -627,6 +638,8 @@ def run_evaluate(settings: EvaluateSettings, *, progress: Progress | None = None
         features: dict[str, Tensor] = {}
         if job.settings.protocol in TRAINED:
             _classifier_protocol(job, result, features)
+        elif job.settings.protocol == "swap-retrieval":
+            swap_retrieval_protocol(job, result, features)
         else:
             _feature_protocol(job, result, features)
         clips = job.settings.clips_per_video
@@ -685,8 +698,12 @@ def _rounded(metrics: dict[str, float]) -> dict[str, float | None]:
 
 def _json_ready(job: Job, result: dict) -> dict:
     """The result without its tensors (they go to the side files)."""
-    result = {k: v for k, v in result.items() if k not in ("confusion", "neighbours")}
+    result = {k: v for k, v in result.items() if k not in ("confusion", "neighbours", "writers")}
     result["metrics"] = _rounded(result["metrics"])
+    if "chance" in result:
+        result["chance"] = _rounded(result["chance"])
+    if "frozen" in result:
+        result["frozen"] = {name: _rounded(values) for name, values in result["frozen"].items()}
     if "bg_swap" in result:
         swap = result["bg_swap"]
         result["bg_swap"] = {
@@ -710,6 +727,8 @@ def write_outputs(job: Job, result: dict, features: dict[str, Tensor]) -> dict:
         files["per_class"] = str(_write_per_class(side_file(output, "per_class.csv"), confusion, classes))
     if "neighbours" in result:
         files["neighbours"] = str(_write_neighbours(side_file(output, "neighbours.jsonl"), job, *result["neighbours"]))
+    for name, write in result.get("writers", {}).items():  # a protocol's own side files
+        files[name.split(".")[0]] = str(write(side_file(output, name)))
     if job.settings.save_features:
         files["features"] = str(save_features(Path(job.settings.save_features), job, features))
     result = _json_ready(job, result)
@@ -758,9 +777,10 @@ def _write_neighbours(path: Path, job: Job, similarities: Tensor, indices: Tenso
 def save_features(path: Path, job: Job, features: dict[str, Tensor]) -> Path:
     """``--save-features``: arrays ``features`` (N, D float32, each video's clip features
     averaged, not centred), ``labels`` (N), ``video_ids`` (N) and ``splits`` (N: "train",
-    "test", or "test_bgswap" for the swapped copies of the test videos)."""
-    ids_of = {"train": job.train_ids, "test": job.test_ids, "test_bgswap": job.test_ids}
-    parts = [(name, features[name]) for name in ("train", "test", "test_bgswap") if name in features]
+    "test", "test_bgswap" for the swapped copies of the test videos; swap-retrieval:
+    "test_swapgallery" for its gallery, "test_frozen" for the frozen test clips)."""
+    ids_of = {"train": job.train_ids, **{name: job.test_ids for name in TEST_SETS}}
+    parts = [(name, features[name]) for name in ("train", *TEST_SETS) if name in features]
     video_ids = [v for name, _ in parts for v in ids_of[name]]
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(

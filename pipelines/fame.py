@@ -12,8 +12,9 @@ The augmentation, as the paper's code runs it on every batch of query clips:
 6. ``merge_foreground_background``  x[perm] * (1 - M) + x * M
 
 Step 4 is ``colour_histograms`` (of the seeds' colour ids) then ``likelihood_from_histograms``.
-``soft_foreground_map`` is steps 1-4 and ``fame_augment`` steps 1-6. The offline path used by
-preprocessing (``window_starts``, ``video_soft_maps``, ``window_for_clip``) computes the soft
+``soft_foreground_map`` is steps 1-4, ``fame_merge`` steps 5-6 and ``fame_augment`` steps 1-6.
+The offline path used by preprocessing (``window_starts``, ``video_soft_maps``,
+``window_for_clip``) computes the soft
 map of steps 1-4 once per temporal window of a whole video, optionally pooling step 4's
 histograms over neighbouring windows (``pool_neighbouring_windows``); see ``docs/method.md``.
 
@@ -385,15 +386,43 @@ def foreground_fraction(soft: torch.Tensor, beta: float | str) -> float | torch.
     return fitted_foreground_fraction(soft) if beta == BETA_AUTO else beta
 
 
-def merge_foreground_background(clip: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+def merge_foreground_background(
+    clip: torch.Tensor,
+    mask: torch.Tensor,
+    perm: torch.Tensor | None = None,
+    *,
+    backgrounds: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Step 6: ``x_fused = x[perm] * (1 - M) + x * M``, M (B, H, W) broadcast over C and T.
 
     The paper composes "the moving foreground region of the selected video onto the static
     background of others": clip i keeps its own foreground and takes the background of clip
-    ``perm[i]``. Returns B, C, T, H, W.
+    ``perm[i]``. ``backgrounds`` (B', C, T, H, W) takes the backgrounds from other clips than
+    ``clip`` (the background-swap test sets pair each video with another one's clip); ``perm``
+    then indexes into them, and None pairs clip i with background i. With a binary M the
+    formula picks each pixel from one of the two clips, so it is computed as that choice:
+    exact in any dtype (uint8 clips stay uint8). This is the one merge of the project:
+    training, the ``--bg-swap`` and swap-retrieval test sets and ``visualize-masks`` call it.
+    Returns B, C, T, H, W in the dtype of ``clip``.
     """
-    weight = mask.to(clip.dtype)[:, None, None]  # B, 1, 1, H, W
-    return clip[perm] * (1 - weight) + clip * weight  # B, C, T, H, W
+    source = clip if backgrounds is None else backgrounds
+    background = source if perm is None else source[perm]  # B, C, T, H, W
+    if background.shape != clip.shape:
+        raise ValueError(f"backgrounds {tuple(background.shape)} do not match the clips {tuple(clip.shape)}")
+    return torch.where(mask.bool()[:, None, None], clip, background.to(clip.dtype))  # B, C, T, H, W
+
+
+def fame_merge(
+    clip: torch.Tensor, soft: torch.Tensor, *, beta: float | str = 0.5, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps 5-6 on a batch of clips (B, C, T, H, W, any dtype) and their soft maps (B, H, W):
+    the hard mask is the top ``beta`` of each map (``select_foreground``; ``"auto"``: each map's
+    ``fitted_foreground_fraction``) and each clip keeps it
+    on the background of another clip of the batch (a ``random_derangement``). Returns the
+    fused clips (dtype of ``clip``), the masks (bool B, H, W) and the permutation."""
+    mask = select_foreground(soft, beta=foreground_fraction(soft, beta))  # B, H, W
+    perm = random_derangement(clip.shape[0], generator=generator, device=clip.device)  # B
+    return merge_foreground_background(clip, mask, perm), mask, perm
 
 
 def random_derangement(
@@ -422,9 +451,7 @@ def fame_augment(
     hard masks (bool B, H, W) and the permutation whose backgrounds were used.
     """
     soft = soft_foreground_map(clip, **map_kwargs)  # B, H, W
-    mask = select_foreground(soft, beta=beta)  # B, H, W
-    perm = random_derangement(clip.shape[0], generator=generator, device=clip.device)  # B
-    return merge_foreground_background(clip, mask, perm), mask, perm
+    return fame_merge(clip, soft, beta=beta, generator=generator)
 
 
 class FameAugment(nn.Module):

@@ -366,18 +366,22 @@ def _load(cache, video_id: str, settings: VisualizeSettings) -> dict:
             "clip": clip, "soft": soft, "mask": mask, "beta": share, "method": cache.mask_method[0]}
 
 
-def merge_with_backgrounds(items: list[dict], seed: int) -> None:
-    """Give every item its FAME-merged clip: its own foreground on the clip of ``perm[i]``."""
+def merge_with_backgrounds(items: list[dict], seed: int) -> list[dict]:
+    """The items, each with its FAME-merged clip (step 6): its own foreground on the clip of
+    ``perm[i]`` (a seeded derangement), resized to its size. Returns new dicts; ``items`` is
+    left as it is."""
     generator = torch.Generator().manual_seed(seed)
     perm = random_derangement(len(items), generator=generator).tolist()
+    merged_items = []
     for item, other in zip(items, perm):
         height, width = item["clip"].shape[1:3]
-        background = resize_clip(items[other]["clip"], height, width)
-        pair = torch.from_numpy(np.stack([item["clip"], background])).permute(0, 4, 1, 2, 3)  # 2, 3, T, H, W
-        masks = torch.from_numpy(np.stack([item["mask"], item["mask"]]))  # 2, H, W
-        merged = merge_foreground_background(pair.float(), masks, torch.tensor([1, 0]))[0]  # 3, T, H, W
-        item["merged"] = merged.round().to(torch.uint8).permute(1, 2, 3, 0).numpy()  # T, H, W, 3
-        item["background_from"] = items[other]["video_id"]
+        background = resize_clip(items[other]["clip"], height, width)  # T, H, W, 3
+        clip = torch.from_numpy(item["clip"]).permute(3, 0, 1, 2)[None]  # 1, 3, T, H, W
+        backgrounds = torch.from_numpy(background).permute(3, 0, 1, 2)[None]  # 1, 3, T, H, W
+        merged = merge_foreground_background(clip, torch.from_numpy(item["mask"])[None], backgrounds=backgrounds)[0]
+        merged_items.append({**item, "merged": merged.permute(1, 2, 3, 0).numpy(),  # T, H, W, 3 uint8
+                             "background_from": items[other]["video_id"]})
+    return merged_items
 
 
 def _json_safe(value):
@@ -430,7 +434,7 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
     if not items:
         reasons = list(dict.fromkeys(s["reason"] for s in skipped))  # distinct, in order
         raise ValueError(f"none of the {len(chosen)} chosen videos could be shown: " + "; ".join(reasons[:3]))
-    merge_with_backgrounds(items, settings.seed)
+    items = merge_with_backgrounds(items, settings.seed)
 
     out = Path(settings.output)
     (out / "videos").mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from pipelines.pretrain import (
     TrainingDiverged,
     check_cache_fits,
     fame_query,
+    queue_warning,
     run_pretrain,
 )
 from pipelines.recipes import RecipeError, available_recipes, load_recipe, resolve_settings
@@ -313,3 +314,17 @@ def test_beta_auto_fits_each_crop_and_is_accepted_from_recipes_and_the_command_l
         tiny(cache, tmp_path / "x", beta="half").validate()
     run = cli("--cache", str(cache), "--run-dir", str(tmp_path / "bad"), *TINY_OPTIONS, "--beta", "1.5")
     assert run.returncode != 0 and "beta '1.5': give a share of the frame in (0, 1), or auto" in run.stderr
+
+
+def test_a_queue_many_times_the_dataset_is_warned_about_with_the_recipe_that_fits(cache, tmp_path):
+    paper = PretrainSettings(cache="c", run_dir="r")  # the paper's Kinetics queue, 65536
+    small_data = queue_warning(paper, 144)
+    assert "65536" in small_data and "144 training videos" in small_data and "synth_small" in small_data
+    assert "\n" not in small_data
+    assert "ucf101_r2plus1d_112" in queue_warning(paper, 5000)
+    assert queue_warning(paper, 9537) is None and queue_warning(tiny(cache, tmp_path), 12) is None
+    events = []
+    run_pretrain(tiny(cache, tmp_path / "run", queue=4096, max_steps_per_epoch=1),
+                 progress=lambda e, d: events.append((e, d)))
+    warnings = [d["message"] for e, d in events if e == "warning"]
+    assert len(warnings) == 1 and "--queue 4096" in warnings[0] and "12 training videos" in warnings[0]

@@ -186,7 +186,7 @@ def test_merge_keeps_the_foreground_and_takes_another_videos_background():
         mask[:, value] = True
         items.append({"video_id": f"v{value}", "clip": np.full((2, 4, 6, 3), 50 * (value + 1), np.uint8), "mask": mask})
     items.append({"video_id": "big", "clip": np.full((2, 8, 12, 3), 250, np.uint8), "mask": np.ones((8, 12), bool)})
-    merge_with_backgrounds(items, seed=0)
+    items = merge_with_backgrounds(items, seed=0)
     ids = [item["video_id"] for item in items]
     assert sorted(item["background_from"] for item in items) == sorted(ids)
     for item in items:
