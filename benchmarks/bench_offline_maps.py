@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--short-side", type=int, default=128)
     args = parser.parse_args()
 
-    from pipelines import fame
+    from pipelines import fame, window_maps
     from pipelines.synth import SynthSettings, write_dataset
     from pipelines.video import read_video
 
@@ -38,11 +38,11 @@ def main() -> None:
                                     videos_per_class=-(-args.videos // min(5, args.videos))))
         paths = sorted(Path(tmp, "UCF-101").rglob("*.avi"))
         videos = [read_video(p, short_side=args.short_side)[0] for p in paths]
-    fame.video_soft_maps(videos[0])  # torch's one-time set-up
+    window_maps.video_soft_maps(videos[0])  # torch's one-time set-up
     seconds, pixels, differ, differ_more, largest = [], 0, 0, 0, 0
     for video in videos:
         started = time.perf_counter()
-        maps, starts = fame.video_soft_maps(video)
+        maps, starts = window_maps.video_soft_maps(video)
         seconds.append(time.perf_counter() - started)
         for window, start in zip(maps, starts):
             clip = torch.from_numpy(np.ascontiguousarray(video[start : start + 32 : 2])).permute(3, 0, 1, 2)[None]

@@ -164,7 +164,8 @@ def pretrain_part(cache: Path, run_dir: Path, scale: Scale, device: torch.device
 
 
 def mask_part(scale: Scale, device: torch.device) -> dict:
-    from pipelines.fame import soft_foreground_map, video_soft_maps, window_starts
+    from pipelines.fame import soft_foreground_map
+    from pipelines.window_maps import video_soft_maps, window_starts
 
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (scale.mask_frames, scale.mask_height, scale.mask_width, 3), dtype=np.uint8)

@@ -403,7 +403,7 @@ class CacheReader:
 
     def window_index(self, video_id: str, indices) -> int:
         """Which stored window serves the clip made of frames ``indices``."""
-        from .fame import window_for_clip
+        from .window_maps import window_for_clip
 
         info = self._info[video_id]
         mask = info["mask_window"]

@@ -13,10 +13,8 @@ The augmentation, as the paper's code runs it on every batch of query clips:
 
 Step 4 is ``colour_histograms`` (of the seeds' colour ids) then ``likelihood_from_histograms``.
 ``soft_foreground_map`` is steps 1-4, ``fame_merge`` steps 5-6 and ``fame_augment`` steps 1-6.
-The offline path used by preprocessing (``window_starts``, ``video_soft_maps``,
-``window_for_clip``) computes the soft
-map of steps 1-4 once per temporal window of a whole video, optionally pooling step 4's
-histograms over neighbouring windows (``pool_neighbouring_windows``); see ``docs/method.md``.
+Preprocessing computes steps 1-4 offline, once per temporal window of a whole video
+(``pipelines.window_maps``); see ``docs/method.md``.
 
 Every function is pure (inputs are never modified) and takes its device from its input.
 """
@@ -25,15 +23,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 # The paper's blur: sigma = kernel_size / 3 (the authors' GaussianBlur2d((k, k), (k / 3, k / 3))).
 KERNEL_SIZE_PER_SIGMA = 3.0
-# Frames are uint8; clips are floats in [0, 1].
-UINT8_MAX = 255
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +80,8 @@ def min_max_normalise(maps: torch.Tensor) -> torch.Tensor:
     return ((flat - low) / spread).view_as(maps)  # B, H, W
 
 
-def _blur_and_normalise(maps: torch.Tensor, kernel_size: int | None) -> torch.Tensor:
+def blur_and_normalise(maps: torch.Tensor, kernel_size: int | None) -> torch.Tensor:
+    """The blur and rescaling that end steps 1 and 4 (B, H, W); ``kernel_size`` None: the paper's."""
     if kernel_size is None:
         kernel_size = blur_kernel_size(min(maps.shape[-2:]))
     return min_max_normalise(gaussian_blur(maps, kernel_size))  # B, H, W
@@ -152,7 +148,7 @@ def motion_saliency(clip: torch.Tensor, *, kernel_size: int | None = None) -> to
     if clip.shape[2] < 2:
         raise ValueError("motion saliency needs at least two frames")
     difference = (clip[:, :, 1:] - clip[:, :, :-1]).abs().sum(dim=1).mean(dim=1)  # B, H, W
-    return _blur_and_normalise(difference, kernel_size)
+    return blur_and_normalise(difference, kernel_size)
 
 
 def seed_regions(
@@ -247,7 +243,7 @@ def likelihood_from_histograms(
     p_bg = bg_counts / bg_counts.sum(dim=1, keepdim=True)
     ratio = p_fg / (p_fg + p_bg)  # B, bins**3: each colour's p, then looked up per pixel (one gather)
     likelihood = ratio.gather(1, flat_ids).view(ids.shape).to(torch.float32)  # B, H, W
-    return _blur_and_normalise(likelihood, kernel_size)
+    return blur_and_normalise(likelihood, kernel_size)
 
 
 def colour_likelihood(
@@ -301,8 +297,8 @@ def soft_foreground_map(
     # The mean frame is summed in float64, where sums of float32 values in [0, 1] are exact, so it
     # does not depend on summation order or batch layout. This matters: a hue of a whole quarter
     # turn, frequent with integer RGB such as (157, 120, 194), puts hx or hy on a bin edge of
-    # step 3, where one ulp changes the pixel's colour id (video_soft_maps' integer sums can land
-    # one ulp away; docs/method.md measures what that changes).
+    # step 3, where one ulp changes the pixel's colour id (the integer sums of
+    # window_maps.video_soft_maps can land one ulp away; docs/method.md measures what that changes).
     mean_frame = clip.mean(dim=2, dtype=torch.float64).to(clip.dtype)  # B, C, H, W
     return _refine_with_colour(
         saliency,
@@ -485,126 +481,3 @@ class FameAugment(nn.Module):
             bins=self.bins,
             kernel_size=self.kernel_size,
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# Offline: soft maps of every temporal window of a whole video (our adaptation)
-# ---------------------------------------------------------------------------------------------
-
-
-def window_starts(num_frames: int, *, window: int = 16, stride: int = 2, hop: int = 16) -> list[int]:
-    """First frames of the windows a video is cut into: 0, hop, 2*hop, ... plus one ending at the last frame.
-
-    A window starting at s covers frames s, s + stride, ..., s + (window - 1) * stride.
-    """
-    span = (window - 1) * stride + 1
-    if num_frames < span:
-        raise ValueError(f"a {window}x{stride} window needs {span} frames, the video has {num_frames}")
-    last = num_frames - span
-    starts = list(range(0, last + 1, hop))
-    if starts[-1] != last:
-        starts.append(last)
-    return starts
-
-
-def window_for_clip(starts: list[int], indices, *, window: int = 16, stride: int = 2) -> int:
-    """Index into ``starts`` of the window whose centre is nearest the clip's (ties: the earlier window)."""
-    indices = np.asarray(indices)
-    clip_centre = (indices.min() + indices.max()) / 2
-    window_centres = np.asarray(starts) + (window - 1) * stride / 2
-    return int(np.argmin(np.abs(window_centres - clip_centre)))
-
-
-def _window_sums(frames: np.ndarray, starts, *, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer sums over each window of a uint8 video (T, H, W, 3), for windows starting at ``starts``.
-
-    Returns the motion sums ``sum_j sum_c |x_j - x_{j+1}|`` over the window's ``window - 1``
-    frame differences, in 1/255 units (float32 holding exact integers, G, H, W), and the sums
-    of its ``window`` frames (unsigned integers, G, H, W, 3). Every sum is exact. Each window is
-    summed from its own frames (no running sums: they cost more in memory traffic than the
-    overlap of neighbouring windows saves), and channels are added after the time sums, on
-    contiguous data.
-    """
-    largest = window * UINT8_MAX
-    accumulator = np.uint16 if largest <= np.iinfo(np.uint16).max else np.uint32
-    span = (window - 1) * stride + 1
-    motion = np.empty((len(starts), *frames.shape[1:3]), np.float32)  # G, H, W
-    colour = np.empty((len(starts), *frames.shape[1:]), accumulator)  # G, H, W, 3
-    for i, start in enumerate(starts):
-        clip = frames[start : start + span : stride]  # window, H, W, 3
-        clip.sum(axis=0, dtype=accumulator, out=colour[i])
-        later, earlier = clip[1:], clip[:-1]
-        absolute = np.maximum(later, earlier)
-        absolute -= np.minimum(later, earlier)  # |x_{j+1} - x_j| in uint8, window - 1, H, W, 3
-        per_channel = absolute.sum(axis=0, dtype=accumulator)  # H, W, 3
-        np.add(per_channel[..., 0], per_channel[..., 1], out=motion[i], dtype=np.float32)
-        motion[i] += per_channel[..., 2]
-    return motion, colour
-
-
-def pool_neighbouring_windows(counts: torch.Tensor, radius: int) -> torch.Tensor:
-    """Each window's histogram summed with those of the ``radius`` windows on each side (fewer
-    at the ends of the video): counts (G, C) -> float64 G, C, exact. ``radius`` 0 returns ``counts``."""
-    if radius < 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
-    if radius == 0:
-        return counts
-    running = F.pad(counts.double().cumsum(dim=0), (0, 0, 1, 0))  # G + 1, C: running[i] = sum of rows < i
-    rows = torch.arange(len(counts))
-    return running[(rows + radius + 1).clamp(max=len(counts))] - running[(rows - radius).clamp(min=0)]  # G, C
-
-
-def video_soft_maps(
-    frames,
-    *,
-    window: int = 16,
-    stride: int = 2,
-    hop: int = 16,
-    fg_fraction: float = 0.5,
-    bg_fraction: float = 0.1,
-    bins: int = 10,
-    kernel_size: int | None = None,
-    colour_context: int = 0,
-    windows_per_batch: int = 32,
-) -> tuple[torch.Tensor, list[int]]:
-    """Soft foreground maps (steps 1-4) of every window of a whole video, as uint8, on the CPU.
-
-    ``frames`` is a uint8 T, H, W, 3 array or tensor. For each start s of ``window_starts`` the
-    map is that of the clip ``frames[s : s + window * stride : stride]``: ``soft_foreground_map``
-    on that clip, scaled to 0..255 and rounded, except that the window's motion and mean frame
-    come from exact integer sums (``_window_sums``) rather than from float32 values ``k/255``.
-    The two mean frames can differ by one float32 ulp, which moves a pixel whose colour sits on
-    a bin edge of step 3 to the neighbouring bin; the maps then differ by a few levels at a few
-    pixels (measured in ``docs/method.md``, bounded in the tests).
-
-    ``colour_context`` > 0 is our option, not the paper's: step 4's colour histograms of each
-    window then pool the seeds of the ``colour_context`` windows on each side as well (more
-    samples of what the mover and the background look like), while each pixel is still scored
-    on its own window's mean frame. 0 is the paper's step 4, one window at a time.
-
-    The windows go through steps 1-3 in batches of ``windows_per_batch`` (memory stays bounded
-    on long videos), then through step 4. Returns (maps uint8 N, H, W, starts).
-    """
-    frames = frames.numpy(force=True) if torch.is_tensor(frames) else frames
-    starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
-    groups = [starts[i : i + windows_per_batch] for i in range(0, len(starts), windows_per_batch)]
-    ids, fg_counts, bg_counts = [], [], []
-    for group in groups:  # steps 1-3, and the seed histograms of step 4
-        motion, colour = _window_sums(frames, group, window=window, stride=stride)
-        saliency = torch.from_numpy(motion / np.float32(UINT8_MAX * (window - 1)))  # G, H, W
-        mean_frame = np.ascontiguousarray(colour.transpose(0, 3, 1, 2)).astype(np.float32)
-        mean_frame /= np.float32(UINT8_MAX * window)  # G, 3, H, W in [0, 1]
-        fg, bg = seed_regions(_blur_and_normalise(saliency, kernel_size), fg_fraction=fg_fraction,
-                              bg_fraction=bg_fraction)  # G, H, W each
-        ids.append(colour_ids(torch.from_numpy(mean_frame), bins=bins))  # G, H, W
-        counts = colour_histograms(ids[-1], fg, bg, bins=bins)  # G, bins**3 each
-        fg_counts.append(counts[0])
-        bg_counts.append(counts[1])
-    sizes = [len(group) for group in groups]
-    fg_counts = pool_neighbouring_windows(torch.cat(fg_counts), colour_context).split(sizes)
-    bg_counts = pool_neighbouring_windows(torch.cat(bg_counts), colour_context).split(sizes)
-    maps = []
-    for group_ids, group_fg, group_bg in zip(ids, fg_counts, bg_counts):  # step 4
-        soft = likelihood_from_histograms(group_ids, group_fg, group_bg, kernel_size=kernel_size)  # G, H, W
-        maps.append(torch.round(soft * UINT8_MAX).to(torch.uint8))
-    return torch.cat(maps), starts

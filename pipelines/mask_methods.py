@@ -1,13 +1,13 @@
 """The named ways ``fame preprocess --masks`` computes a video's soft foreground maps.
 
 Every method maps a whole video (uint8 T, H, W, 3) to one soft map per temporal window
-(uint8 G, h, w, the windows of ``pipelines.fame.window_starts``), so the cache, the
+(uint8 G, h, w, the windows of ``pipelines.window_maps.window_starts``), so the cache, the
 readers and pretraining treat them alike. A map may be smaller than the frames: readers
 rescale it with the frames' crop (``pipelines.clips.crop_resize_map``).
 
 - ``motion`` (the default): camera-compensated motion (``pipelines.motion_masks``), the
   method that measured best on real footage (``docs/method.md``).
-- ``paper``: the paper's steps 1-4 (``pipelines.fame.video_soft_maps``), bit for bit as this
+- ``paper``: the paper's steps 1-4 (``pipelines.window_maps.video_soft_maps``), bit for bit as this
   project computed them before the methods had names; caches made then are ``paper`` caches.
 - ``frame-difference`` and ``centre``: the two simple baselines every method is judged beside,
   the paper's step 1 alone (mean absolute frame difference, blurred) and a centred Gaussian
@@ -25,7 +25,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import fame, motion_masks
+from . import fame, motion_masks, window_maps
+from .clips import UINT8_MAX
 
 DEFAULT_METHOD = "motion"
 #: what a cache made before ``--masks`` existed holds
@@ -55,7 +56,7 @@ class MaskMethod:
 
 
 def _paper(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
-    return fame.video_soft_maps(
+    return window_maps.video_soft_maps(
         frames, window=p.window, stride=p.stride, hop=p.hop, fg_fraction=p.fg_fraction,
         bg_fraction=p.bg_fraction, bins=p.colour_bins, colour_context=p.colour_context,
     )
@@ -67,17 +68,17 @@ def _motion(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[i
 
 def _frame_difference(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
     """The paper's step 1 alone on each window, at the frames' resolution."""
-    starts = fame.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
-    motion, _ = fame._window_sums(np.asarray(frames), starts, window=p.window, stride=p.stride)  # G, H, W
-    saliency = fame._blur_and_normalise(torch.from_numpy(motion), None)
-    return torch.round(saliency * fame.UINT8_MAX).to(torch.uint8), starts
+    starts = window_maps.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
+    motion, _ = window_maps.window_sums(np.asarray(frames), starts, window=p.window, stride=p.stride)  # G, H, W
+    saliency = fame.blur_and_normalise(torch.from_numpy(motion), None)
+    return torch.round(saliency * UINT8_MAX).to(torch.uint8), starts
 
 
 def _centre(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
     """The centred Gaussian of the ``motion`` method's prior, the same for every window."""
-    starts = fame.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
+    starts = window_maps.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
     prior = motion_masks.centre_prior(*motion_masks.map_shape(frames.shape[1], frames.shape[2]))
-    maps = torch.round(prior * fame.UINT8_MAX).to(torch.uint8)
+    maps = torch.round(prior * UINT8_MAX).to(torch.uint8)
     return maps.expand(len(starts), *maps.shape).clone(), starts
 
 

@@ -35,7 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .fame import UINT8_MAX, blur_kernel_size, gaussian_blur, min_max_normalise, window_starts
+from .clips import UINT8_MAX
+from .fame import blur_kernel_size, gaussian_blur, min_max_normalise
+from .window_maps import window_starts
 
 #: bumped whenever the maps this method computes change; recorded in the cache's settings
 VERSION = 1
@@ -278,7 +280,7 @@ def video_motion_maps(
 ) -> tuple[torch.Tensor, list[int]]:
     """Steps 1-6 for every window of a whole video (uint8 T, H, W, 3 array or tensor), on the CPU.
 
-    Windows are those of ``pipelines.fame.window_starts``, as for the paper's method. Inside a
+    Windows are those of ``pipelines.window_maps.window_starts``, as for the paper's method. Inside a
     window, frames ``pair_gap`` apart are paired (default: two strides, every other frame of the
     window, which halves the cost of one stride and lets slow movers move further; at most the
     window's span); each distinct pair is aligned once, however many windows share it. The maps

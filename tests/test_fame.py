@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.color import rgb2hsv
 
-from pipelines import fame
+from pipelines import fame, window_maps
 
 SHAPES = [(1, 3, 2, 9, 13), (2, 3, 4, 16, 16), (3, 3, 5, 11, 20)]  # B, C, T, H, W
 KERNELS = [1, 3, 5]
@@ -333,8 +333,8 @@ def test_functions_do_not_modify_their_inputs():
     fame.select_foreground(saliency)
     fame.merge_foreground_background(clip, fg, torch.tensor([1, 0]))
     fame.fame_augment(clip)
-    fame.video_soft_maps(video)
-    fame.video_soft_maps(torch.from_numpy(video))
+    window_maps.video_soft_maps(video)
+    window_maps.video_soft_maps(torch.from_numpy(video))
     for before, after in zip(saved, [clip, saliency, ids, fg, bg, video]):
         assert (before == after).all()
 
@@ -361,7 +361,7 @@ def test_functions_do_not_modify_their_inputs():
     ],
 )
 def test_window_starts(num_frames, kwargs, expected):
-    starts = fame.window_starts(num_frames, **kwargs)
+    starts = window_maps.window_starts(num_frames, **kwargs)
     assert starts == expected
     window, stride = kwargs.get("window", 16), kwargs.get("stride", 2)
     assert starts[-1] + (window - 1) * stride == num_frames - 1  # the last window ends on the last frame
@@ -369,18 +369,18 @@ def test_window_starts(num_frames, kwargs, expected):
 
 def test_window_starts_rejects_short_videos():
     with pytest.raises(ValueError):
-        fame.window_starts(30)
+        window_maps.window_starts(30)
     with pytest.raises(ValueError):
-        fame.window_starts(6, window=4, stride=2, hop=1)
+        window_maps.window_starts(6, window=4, stride=2, hop=1)
 
 
 def test_window_for_clip():
     starts = [0, 8, 16, 20]  # window centres 15, 23, 31, 35
-    assert fame.window_for_clip(starts, range(0, 32, 2)) == 0  # centre 15
-    assert fame.window_for_clip(starts, range(9, 41, 2)) == 1  # centre 24
-    assert fame.window_for_clip(starts, np.arange(12, 44, 2)) == 1  # centre 27: halfway, the earlier window
-    assert fame.window_for_clip(starts, [100, 102]) == 3
-    assert fame.window_for_clip(starts, [2, 3, 4, 5], window=4, stride=1) == 0
+    assert window_maps.window_for_clip(starts, range(0, 32, 2)) == 0  # centre 15
+    assert window_maps.window_for_clip(starts, range(9, 41, 2)) == 1  # centre 24
+    assert window_maps.window_for_clip(starts, np.arange(12, 44, 2)) == 1  # centre 27: halfway, the earlier window
+    assert window_maps.window_for_clip(starts, [100, 102]) == 3
+    assert window_maps.window_for_clip(starts, [2, 3, 4, 5], window=4, stride=1) == 0
 
 
 def per_window_maps(video, starts, window, stride, **kwargs):
@@ -405,8 +405,8 @@ def test_video_soft_maps_equal_per_window_soft_maps(frames, kwargs, texture):
     if texture == "noise":  # every pixel moves
         video = np.random.default_rng(5).integers(0, 256, video.shape, dtype=np.uint8)
     window, stride, hop = kwargs.get("window", 16), kwargs.get("stride", 2), kwargs.get("hop", 16)
-    maps, starts = fame.video_soft_maps(video, **kwargs)
-    assert starts == fame.window_starts(frames, window=window, stride=stride, hop=hop)
+    maps, starts = window_maps.video_soft_maps(video, **kwargs)
+    assert starts == window_maps.window_starts(frames, window=window, stride=stride, hop=hop)
     assert maps.dtype == torch.uint8 and maps.shape == (len(starts), *video.shape[1:3])
     map_kwargs = {"kernel_size": kwargs["kernel_size"]} if "kernel_size" in kwargs else {}
     expected = per_window_maps(video, starts, window, stride, **map_kwargs)
@@ -431,11 +431,11 @@ def test_linear_time_selection_equals_a_stable_sort_with_many_ties(count):
 
 def test_pool_neighbouring_windows_sums_each_window_with_its_neighbours():
     counts = torch.tensor([[1.0, 0], [2, 1], [4, 0], [8, 2]])
-    assert fame.pool_neighbouring_windows(counts, 0) is counts
-    assert fame.pool_neighbouring_windows(counts, 1).tolist() == [[3, 1], [7, 1], [14, 3], [12, 2]]
-    assert fame.pool_neighbouring_windows(counts, 10).tolist() == [[15, 3]] * 4  # the whole video
+    assert window_maps.pool_neighbouring_windows(counts, 0) is counts
+    assert window_maps.pool_neighbouring_windows(counts, 1).tolist() == [[3, 1], [7, 1], [14, 3], [12, 2]]
+    assert window_maps.pool_neighbouring_windows(counts, 10).tolist() == [[15, 3]] * 4  # the whole video
     with pytest.raises(ValueError):
-        fame.pool_neighbouring_windows(counts, -1)
+        window_maps.pool_neighbouring_windows(counts, -1)
 
 
 @pytest.mark.parametrize("radius", [1, 2, 50])
@@ -444,7 +444,7 @@ def test_colour_context_pools_the_seeds_of_neighbouring_windows(radius):
     step 4 with each window's histograms counting the seeds of r windows on each side."""
     video, _ = moving_square_video(frames=40)
     kwargs = {"window": 4, "stride": 2, "hop": 6}
-    maps, starts = fame.video_soft_maps(video, colour_context=radius, windows_per_batch=2, **kwargs)
+    maps, starts = window_maps.video_soft_maps(video, colour_context=radius, windows_per_batch=2, **kwargs)
     clips = [video[s : s + 8 : 2].transpose(3, 0, 1, 2)[None].astype(np.float64) / 255 for s in starts]
     ids, fg, bg = [], [], []
     for clip in clips:
@@ -456,7 +456,7 @@ def test_colour_context_pools_the_seeds_of_neighbouring_windows(radius):
     difference = (maps.int() - torch.from_numpy(np.round(expected * 255)).int()).abs()
     assert difference.max() <= 4  # integer window sums vs float64 clips, as for the paper's step 4
     assert (difference > 1).float().mean() < 1e-3
-    paper, _ = fame.video_soft_maps(video, **kwargs)
+    paper, _ = window_maps.video_soft_maps(video, **kwargs)
     assert not torch.equal(maps, paper)
 
 

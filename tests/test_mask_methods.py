@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import fame, mask_methods, motion_masks
+from pipelines import fame, mask_methods, motion_masks, window_maps
 
 
 def panning_video(frames=40, height=48, width=64, seed=0):
@@ -41,7 +41,7 @@ def test_paper_method_is_video_soft_maps():
     parameters = mask_methods.MaskParameters(window=8, stride=2, hop=4, fg_fraction=0.4, bg_fraction=0.2,
                                              colour_bins=8)
     maps, starts = mask_methods.compute_video_masks(video, "paper", parameters)
-    expected, expected_starts = fame.video_soft_maps(video, window=8, stride=2, hop=4, fg_fraction=0.4,
+    expected, expected_starts = window_maps.video_soft_maps(video, window=8, stride=2, hop=4, fg_fraction=0.4,
                                                      bg_fraction=0.2, bins=8)
     assert starts == expected_starts and np.array_equal(maps, expected.numpy())
 

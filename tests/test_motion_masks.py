@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipelines import fame, motion_masks
+from pipelines import fame, motion_masks, window_maps
 from pipelines.mask_quality import foreground_kept, roc_auc
 
 
@@ -156,9 +156,9 @@ def test_motion_maps_find_the_mover_under_a_panning_camera():
     video, truth = panning_video()
     small, starts = motion_masks.video_motion_maps(video)
     assert small.dtype == torch.uint8 and small.shape == (len(starts), 32, 48)  # stored at half the evidence's size
-    assert starts == fame.window_starts(len(video))
+    assert starts == window_maps.window_starts(len(video))
     maps = F.interpolate(small[:, None].float(), size=(64, 96), mode="bilinear", align_corners=False)[:, 0]
-    paper, _ = fame.video_soft_maps(video)
+    paper, _ = window_maps.video_soft_maps(video)
     scores = {"motion": [], "paper": []}
     for i, start in enumerate(starts):
         union = truth[start : start + 31 : 2].any(axis=0)
@@ -181,7 +181,7 @@ def test_motion_maps_of_a_still_video_are_the_centre_prior():
 def test_motion_maps_window_settings(frames, window, stride, hop):
     video, _ = panning_video(frames=frames)
     maps, starts = motion_masks.video_motion_maps(video, window=window, stride=stride, hop=hop)
-    assert starts == fame.window_starts(frames, window=window, stride=stride, hop=hop)
+    assert starts == window_maps.window_starts(frames, window=window, stride=stride, hop=hop)
     assert len(maps) == len(starts) and int(maps.max()) >= 250 and int(maps.min()) <= 5  # block means of [0, 1] maps
 
 
