@@ -33,8 +33,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from pipelines.cache import open_cache
 from pipelines.clips import ClipDataset, crop_resize_clip, random_resized_crop_box, sample_clip_indices
-from pipelines.fame import fame_augment
-from pipelines.pretrain import fame_query
+from pipelines.fame import fame_augment, fame_merge
 from pipelines.video import read_clip
 
 
@@ -70,7 +69,7 @@ class OnTheFlyPairs(Dataset):
 
 
 def fame_from_cache(batch: dict, generator: torch.Generator) -> None:
-    fame_query(batch["query"], batch["mask"], beta=0.5, generator=generator)
+    fame_merge(batch["query"], batch["mask"], beta=0.5, generator=generator)
 
 
 def fame_online(batch: dict, generator: torch.Generator) -> None:

@@ -43,15 +43,6 @@ def swap_partners(n: int, *, seed: int = SWAP_SEED) -> np.ndarray:
     return random_derangement(n, generator=generator).numpy()
 
 
-def merge_binary(foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Step 6 with a binary ``M`` on pairs: clip i's foreground on ``background[i]``.
-
-    ``foreground``/``background`` N, C, T, S, S (any dtype, kept), ``mask`` bool N, S, S;
-    ``pipelines.fame.merge_foreground_background`` with the backgrounds given.
-    """
-    return merge_foreground_background(foreground, mask, backgrounds=background)  # N, C, T, S, S
-
-
 class SwappedClipDataset(Dataset):
     """The test clips of ``video_ids`` with their foregrounds merged onto the backgrounds
     of ``partners`` (indices into ``video_ids``).
@@ -113,5 +104,5 @@ class SwappedClipDataset(Dataset):
         own = self.clips[index]
         partner = self.partners[index]
         background = self.clips[partner]["clips"]  # num_clips, 3, T, S, S
-        merged = merge_binary(own["clips"], background, self.foreground_masks(index))
+        merged = merge_foreground_background(own["clips"], self.foreground_masks(index), backgrounds=background)
         return {"clips": merged, "label": own["label"], "index": index, "partner": partner}

@@ -5,7 +5,7 @@ One step, as the paper's code does it, with the masks coming from the cache:
 1. The loader (``ClipDataset`` in "pretrain" mode) gives two different random clips of
    each video, each with its own random resized crop and flip, and the query clip's soft
    foreground map cropped and flipped like the query (uint8 clips, CPU workers).
-2. On the training device, ``fame_query``: the soft map is binarised to the top ``beta``
+2. On the training device, ``fame_merge``: the soft map is binarised to the top ``beta``
    of the crop (``select_foreground``) and the query keeps that foreground on the
    background of another clip of the batch (``merge_foreground_background`` with a
    ``random_derangement``). ``fame=False`` skips this step and is the MoCo baseline.
@@ -178,16 +178,6 @@ class PretrainResult:
 # ---------------------------------------------------------------------------------------------
 # The FAME step and the step's data
 # ---------------------------------------------------------------------------------------------
-
-
-def fame_query(
-    query: Tensor, soft: Tensor, *, beta: float | str = 0.5, generator: torch.Generator | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The online FAME step on a batch of query clips (B, C, T, H, W, uint8 or float) and their
-    cropped soft maps (B, H, W): the hard mask is the top ``beta`` of each crop (step 5; "auto":
-    each crop's ``fitted_foreground_fraction``) and each clip keeps it on the background of
-    another clip of the batch (step 6). Returns (fused clips, mask bool B, H, W, permutation B)."""
-    return fame_merge(query, soft, beta=beta, generator=generator)  # steps 5-6, pipelines/fame.py
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -465,7 +455,7 @@ class Trainer:
         batch = _to_device(batch, self.device)
         query, key = batch["query"], batch["key"]  # B, 3, T, H, W uint8
         if self.settings.fame:
-            query = fame_query(query, batch["mask"], beta=self.settings.beta, generator=self.generator)[0]
+            query = fame_merge(query, batch["mask"], beta=self.settings.beta, generator=self.generator)[0]
         query, key = self.augment(query, self.generator), self.augment(key, self.generator)  # float
         if self.channels_last:
             query = query.contiguous(memory_format=torch.channels_last_3d)

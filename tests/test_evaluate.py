@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from pipelines.bg_swap import SwappedClipDataset, merge_binary, swap_partners
+from pipelines.bg_swap import SwappedClipDataset, swap_partners
 from pipelines.cache import open_cache
 from pipelines.checkpoint_formats import read_checkpoint
 from pipelines.checkpoints import atomic_save, latest_path, load_checkpoint, make_checkpoint
@@ -150,7 +150,7 @@ def test_merge_binary_is_the_fame_merge():
     clips = torch.randint(0, 256, (2, 3, 4, 6, 6), dtype=torch.uint8)
     mask = torch.rand(2, 6, 6) > 0.5
     expected = merge_foreground_background(clips.float(), mask, torch.tensor([1, 0]))
-    merged = merge_binary(clips, clips[[1, 0]], mask)
+    merged = merge_foreground_background(clips, mask, backgrounds=clips[[1, 0]])
     assert merged.dtype == torch.uint8
     torch.testing.assert_close(merged.float(), expected)
 

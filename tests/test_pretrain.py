@@ -19,6 +19,7 @@ import torch
 from helpers import moving_square_video, write_test_video
 from pipelines.cache import CacheError, open_cache
 from pipelines.checkpoints import CheckpointError, load_checkpoint
+from pipelines.fame import fame_merge
 from pipelines.moco import MoCo
 from pipelines.preprocess import PreprocessSettings, run_preprocess
 from pipelines.pretrain import (
@@ -26,7 +27,6 @@ from pipelines.pretrain import (
     SettingsError,
     TrainingDiverged,
     check_cache_fits,
-    fame_query,
     queue_warning,
     run_pretrain,
 )
@@ -68,7 +68,7 @@ def test_merged_query_keeps_exactly_its_top_beta_pixels_and_another_clips_backgr
     query = torch.from_numpy(rng.integers(0, 256, (6, 3, 4, 10, 12), dtype=np.uint8))
     soft = torch.from_numpy(rng.random((6, 10, 12)).astype(np.float32))
     for beta in (0.3, 0.5):
-        fused, mask, perm = fame_query(query, soft, beta=beta, generator=torch.Generator().manual_seed(1))
+        fused, mask, perm = fame_merge(query, soft, beta=beta, generator=torch.Generator().manual_seed(1))
         assert fused.dtype == torch.uint8 and (perm != torch.arange(6)).all()
         for i in range(6):  # slow reference: rank the pixels of each map with numpy
             keep = np.zeros(120, bool)
@@ -301,7 +301,7 @@ def test_beta_auto_fits_each_crop_and_is_accepted_from_recipes_and_the_command_l
     soft = torch.zeros(2, 10, 12)
     soft[0, 2:5, 3:7] = 1  # 12 of 120 pixels stand out: keeps the lowest share, 0.1
     soft[1, :, :5] = 1  # 50 of 120: about 0.42
-    _, mask, _ = fame_query(torch.rand(2, 3, 4, 10, 12), soft, beta="auto", generator=torch.Generator().manual_seed(0))
+    _, mask, _ = fame_merge(torch.rand(2, 3, 4, 10, 12), soft, beta="auto", generator=torch.Generator().manual_seed(0))
     assert int(mask[0].sum()) == 12 and bool(mask[0, 2:5, 3:7].all())
     assert int(mask[1].sum()) == 50 and bool(mask[1, :, :5].all())
     result = run_pretrain(tiny(cache, tmp_path / "run", beta="auto"))
