@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipelines.clips import clip_span
 from pipelines.fame import fitted_foreground_fraction, select_foreground
 from pipelines.ground_truth import clip_ground_truth, resize_nearest
 from pipelines.mask_methods import METHODS, MaskParameters, compute_video_masks
@@ -75,7 +76,7 @@ def synthetic_videos(count: int, seed: int, frames: int):
 def score_windows(maps: np.ndarray, starts: list[int], truth: np.ndarray) -> dict | None:
     """Mean over the windows (with some true foreground) of each measure."""
     window, stride = PARAMETERS.window, PARAMETERS.stride
-    span = (window - 1) * stride + 1
+    span = clip_span(window, stride)
     height, width = truth.shape[1:]
     rows = []
     for soft_small, start in zip(maps, starts):

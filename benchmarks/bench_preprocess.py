@@ -138,6 +138,7 @@ def folder_bytes(path: Path) -> int:
 def clip_reads(caches: list[Path], source: Path, clips: int, clip_len: int, stride: int, seed: int):
     """Seconds for the same `clips` random clips (frames + soft mask) from each cache, then from the source."""
     from pipelines.cache import open_cache
+    from pipelines.clips import clip_span
     from pipelines.video import read_clip
 
     readers = [open_cache(path) for path in caches]
@@ -147,7 +148,7 @@ def clip_reads(caches: list[Path], source: Path, clips: int, clip_len: int, stri
     for _ in range(clips):
         vid = reader.video_ids[int(rng.integers(len(reader.video_ids)))]
         n = reader.info(vid)["num_frames"]
-        start = int(rng.integers(0, n - (clip_len - 1) * stride))
+        start = int(rng.integers(0, n - clip_span(clip_len, stride) + 1))
         picks.append((vid, np.arange(start, start + clip_len * stride, stride)))
     def from_cache(cache) -> float:
         started = time.perf_counter()

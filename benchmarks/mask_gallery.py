@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from pipelines import contact_sheet as pictures
+from pipelines.clips import clip_span
 from pipelines.fame import select_foreground
 from pipelines.ground_truth import clip_ground_truth
 from pipelines.mask_methods import MaskParameters, compute_video_masks
@@ -45,7 +46,7 @@ def main() -> None:
     methods = [m.strip() for m in args.masks.split(",") if m.strip()]
     paths = {p.stem: p for p in args.videos.rglob("*") if p.suffix.lower() in SUFFIXES}
     parameters = MaskParameters()
-    span = (parameters.window - 1) * parameters.stride + 1
+    span = clip_span(parameters.window, parameters.stride)
     rows = []
     for name in (n.strip() for n in args.names.split(",")):
         frames, _ = read_video(paths[name], short_side=128)

@@ -27,13 +27,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipelines.clips import ClipDataset, center_crop_box, crop_resize_map, uniform_clip_indices
+from pipelines.clips import UINT8_MAX, ClipDataset, center_crop_box, crop_resize_map, uniform_clip_indices
 from pipelines.ground_truth import clip_ground_truth
 from pipelines.fame import merge_foreground_background, random_derangement, select_foreground
 
 BETA = 0.5  # share of each crop kept as foreground (the paper's default)
 SWAP_SEED = 0  # seed of the pairing, so every run and every process swaps the same pairs
-UINT8_MAX = 255
 
 
 def swap_partners(n: int, *, seed: int = SWAP_SEED) -> np.ndarray:

@@ -32,6 +32,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .layouts import fold_split_name
 from .shard_reader import ShardedArrayReader, UnsupportedLayout
 from .shard_writer import write_json, write_sharded_array
 
@@ -351,7 +352,7 @@ class CacheReader:
         if name in (None, "", "all"):
             return list(self.video_ids)
         splits = self.splits
-        for candidate in (name, f"{name}{fold}"):
+        for candidate in (name, fold_split_name(name, fold)):
             if candidate in splits:
                 return splits[candidate]
         available = ", ".join(sorted(splits)) or "none (use --split all)"

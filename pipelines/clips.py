@@ -39,6 +39,7 @@ CROP_ATTEMPTS = 10
 # keeps 112/128 of the short side.
 CENTER_CROP_FRACTION = 112 / 128
 MODES = ("pretrain", "train", "test")
+# Frames are uint8; clips and maps become floats in [0, 1]. The project's one definition.
 UINT8_MAX = 255
 
 

@@ -63,7 +63,7 @@ PROTOCOLS = ("finetune", "linear", "retrieval", "knn", "swap-retrieval")
 TRAINED = ("finetune", "linear")  # protocols that train a classifier (and write checkpoints)
 SCHEMA = "fame-evaluate/1"  # the "schema" field of the output JSON
 CHECKPOINT_KIND = "evaluate"
-UINT8_MAX = 255
+from pipelines.clips import UINT8_MAX  # frames are uint8; one definition, in clips
 TOP_KS = (1, 5)
 # The per-video feature sets of the test videos that --save-features may hold
 TEST_SETS = ("test", "test_bgswap", "test_swapgallery", "test_frozen")

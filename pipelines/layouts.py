@@ -84,6 +84,16 @@ class DatasetIndex:
         return sorted(self.splits)
 
 
+def fold_split_name(split: str, fold: int) -> str:
+    """The name of `split` in official fold `fold` of a folded dataset (UCF101, HMDB51): the
+    project's one spelling of it, in the index, the cache and the commands.
+
+    >>> fold_split_name("train", 1)
+    'train1'
+    """
+    return f"{split}{fold}"
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -159,7 +169,7 @@ def resolve_split(index_or_split_names: DatasetIndex | Iterable[str], split: str
     else:
         names = sorted(index_or_split_names)
     base = SPLIT_FOLDERS.get(split, split)
-    for candidate in (split, base, f"{base}{fold}"):
+    for candidate in (split, base, fold_split_name(base, fold)):
         if candidate in names:
             return candidate
     if not names:
@@ -452,7 +462,7 @@ def _read_ucf101(source: Path, split_dir: Path | None) -> DatasetIndex:
         match = _UCF_LIST_FILE.fullmatch(list_file.name)
         if match is None:
             continue
-        split = f"{match[1].lower()}{int(match[2])}"
+        split = fold_split_name(match[1].lower(), int(match[2]))
         out.splits.setdefault(split, set())
         for _, line in _read_lines(list_file):
             path, problem = disk.find(_without_label(line), list_file.name)
@@ -503,7 +513,7 @@ def _read_hmdb51(source: Path, split_dir: Path | None) -> DatasetIndex:
     out.label_by_class_folder(disk.videos, classes, f"the split files of {lists.name}")
     for split_file, (name, fold) in split_files.items():
         for half in ("train", "test"):
-            out.splits.setdefault(f"{half}{fold}", set())
+            out.splits.setdefault(fold_split_name(half, fold), set())
         for number, line in _read_lines(split_file):
             video_and_id = line.rsplit(None, 1)
             if len(video_and_id) != 2 or video_and_id[1] not in _HMDB_MEMBERSHIP:
@@ -514,7 +524,7 @@ def _read_hmdb51(source: Path, split_dir: Path | None) -> DatasetIndex:
             out.note(problem)
             half = _HMDB_MEMBERSHIP[video_and_id[1]]
             if path is not None and half is not None:
-                out.assign(f"{half}{fold}", path, split_file.name)
+                out.assign(fold_split_name(half, fold), path, split_file.name)
     return out.index("hmdb51", source, classes)
 
 

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import cache as cache_format
+from .clips import clip_span
 from .layouts import DatasetIndex, VideoEntry, discover_dataset
 from .mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
 from .video import TooShortError, VideoError, decode_video, read_video
@@ -168,7 +169,7 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
     video_id = cache_format.video_id_for(entry.path)
     path = Path(dataset_root) / entry.path
     cache = settings.cache
-    min_frames = (settings.window - 1) * settings.stride + 1
+    min_frames = clip_span(settings.window, settings.stride)
     try:
         frames, probe = DECODERS[settings.decoder](path, short_side=settings.short_side)
         if len(frames) < min_frames:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from . import animation, contact_sheet as pictures
 from .augment import normalise
 from .cache import CacheError, open_cache, video_id_for
+from .clips import clip_span
 from .fame import foreground_fraction, merge_foreground_background, parse_beta, random_derangement, select_foreground
 from .ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
 from .html_index import write_index
@@ -126,7 +127,7 @@ def clip_indices(info: dict, clip_len: int | None = None, stride: int | None = N
     window = info["mask_window"]
     clip_len = clip_len or window["window"]
     stride = stride or window["stride"]
-    span = (clip_len - 1) * stride + 1
+    span = clip_span(clip_len, stride)
     if span > info["num_frames"]:
         raise ValueError(f"a {clip_len}x{stride} clip needs {span} frames, the video has {info['num_frames']}")
     start = (info["num_frames"] - span) // 2
