@@ -125,9 +125,11 @@ def _split_head(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, 
     return backbone, head, other
 
 
-def _from_moco(state: dict[str, Tensor], prefix: str) -> tuple[dict[str, Tensor], list[str]]:
+def moco_backbone(state: dict[str, Tensor], prefix: str = QUERY_ENCODER) -> tuple[dict[str, Tensor], list[str]]:
     """The query encoder's backbone out of a MoCo state dict whose encoder keys start with
-    ``prefix``; everything else (key encoder, queue, projection head) is ignored."""
+    ``prefix``, under the backbone's own key names; everything else (key encoder, queue,
+    projection head) is ignored. The project's one mapping from MoCo keys to backbone keys.
+    Returns (backbone, ignored keys)."""
     backbone, ignored = {}, []
     for key, value in state.items():
         name = key.removeprefix(prefix)
@@ -161,7 +163,7 @@ def interpret(obj, *, path: str = "", sha256: str = "") -> BackboneWeights:
         if not _is_state_dict(state):
             raise CheckpointFormatError(f"{path}: a fame checkpoint without a 'model' state dict")
         if obj.get("kind") == "pretrain":
-            backbone, ignored = _from_moco(state, QUERY_ENCODER)
+            backbone, ignored = moco_backbone(state)
             head, fmt = {}, "fame-pretrain"
         else:
             backbone, head, ignored = _split_head(state)
@@ -173,7 +175,7 @@ def interpret(obj, *, path: str = "", sha256: str = "") -> BackboneWeights:
         encoder = DDP_PREFIX + QUERY_ENCODER
         prefix = encoder if any(k.startswith(encoder) for k in state) else QUERY_ENCODER
         if any(k.startswith(prefix) for k in state):
-            backbone, ignored = _from_moco(state, prefix)
+            backbone, ignored = moco_backbone(state, prefix)
             return BackboneWeights(path, sha256, "official-pretrain", detect_arch(backbone), backbone, {}, ignored)
         backbone, head, ignored = _split_head(_strip_ddp(state))
         return BackboneWeights(path, sha256, "official-finetune", detect_arch(backbone), backbone, head, ignored)

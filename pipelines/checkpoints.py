@@ -22,8 +22,6 @@ from pathlib import Path
 
 import torch
 
-from pipelines.moco import backbone_state_dict as _backbone_of_moco_state
-
 FORMAT = "fame-checkpoint"
 VERSION = 1
 CHECKPOINTS = "checkpoints"
@@ -123,14 +121,3 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, map_loc
     if kind is not None and checkpoint.get("kind") != kind:
         raise CheckpointError(f"{path}: a {checkpoint.get('kind')!r} checkpoint, expected {kind!r}")
     return checkpoint
-
-
-def backbone_state_dict(checkpoint_or_state: dict) -> dict[str, torch.Tensor]:
-    """The pretrained backbone's weights with the backbone's own key names (no ``encoder_q.``
-    prefix, no projection head ``fc.*``), from a checkpoint dict or a MoCo state dict."""
-    is_checkpoint = checkpoint_or_state.get("format") == FORMAT
-    state = checkpoint_or_state["model"] if is_checkpoint else checkpoint_or_state
-    backbone = _backbone_of_moco_state(state)
-    if not backbone:
-        raise CheckpointError("no MoCo query encoder (encoder_q.*) in this checkpoint")
-    return backbone

@@ -153,34 +153,6 @@ def discover_dataset(source: Path, layout: str = "auto", split_dir: Path | None 
     return index
 
 
-def resolve_split(index_or_split_names: DatasetIndex | Iterable[str], split: str, fold: int = 1) -> str:
-    """The dataset's name for `split`: exact names pass through, "train" -> "train<fold>" on
-    folded datasets (UCF101, HMDB51), "validation"/"validate" -> "val".
-
-    `fold` is only used when the exact name does not exist.
-
-    >>> resolve_split(["train1", "test1", "train2", "test2"], "test", fold=2)
-    'test2'
-    >>> resolve_split(["train", "val"], "validation")
-    'val'
-    """
-    if isinstance(index_or_split_names, DatasetIndex):
-        names = index_or_split_names.split_names()
-    else:
-        names = sorted(index_or_split_names)
-    base = SPLIT_FOLDERS.get(split, split)
-    for candidate in (split, base, fold_split_name(base, fold)):
-        if candidate in names:
-            return candidate
-    if not names:
-        raise LayoutError(f"split {split!r} asked for, but this dataset defines no splits; use all videos")
-    folded = any(name[-1:].isdigit() for name in names)
-    raise LayoutError(
-        f"no split {split!r}" + (f" for fold {fold}" if folded else "")
-        + f"; this dataset has: {', '.join(names)}"
-    )
-
-
 # --------------------------------------------------------------------------- paths and files
 
 

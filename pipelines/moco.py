@@ -30,10 +30,6 @@ from pipelines.distributed import (
     world_size,
 )
 
-# Official FAME I3D checkpoints keep their head in `id_head` (pool, flatten, Linear,
-# ReLU, Linear, L2-normalise); ours is `fc` (Linear, ReLU, Linear).
-OFFICIAL_HEAD_RENAMES = {".id_head.2.": ".fc.0.", ".id_head.4.": ".fc.2."}
-
 
 def projection_head(feature_dim: int, dim: int, *, mlp: bool = True) -> nn.Module:
     """MoCo v2's 2-layer MLP ``feature_dim -> feature_dim -> dim``, or one linear layer."""
@@ -62,7 +58,7 @@ class MoCo(nn.Module):
     head), key encoder ``encoder_k`` (a momentum copy) and a queue of ``queue_size`` keys.
 
     The backbone's own key names stay intact under ``encoder_q.``, so a pretrained
-    backbone is ``backbone_state_dict(model.state_dict())``.
+    backbone is ``pipelines.checkpoint_formats.moco_backbone(model.state_dict())[0]``.
     """
 
     def __init__(
@@ -154,28 +150,3 @@ class MoCo(nn.Module):
         self.dequeue_and_enqueue(torch.cat([k1, k2]))
         acc1, acc5 = contrastive_accuracy(torch.cat([logits_12, logits_21]), torch.cat([labels, labels]))
         return loss, {"loss": loss.detach(), "acc1": acc1, "acc5": acc5}
-
-
-def backbone_state_dict(moco_state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The pretrained backbone inside a MoCo state dict: ``encoder_q.*`` without the
-    projection head, with the backbone's own names (``fc`` missing: the caller's new
-    classifier)."""
-    prefix = "encoder_q."
-    return {
-        key.removeprefix(prefix): value
-        for key, value in moco_state_dict.items()
-        if key.startswith(prefix) and not key.startswith(prefix + "fc.")
-    }
-
-
-def from_official_fame(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Keys of an official FAME pretraining checkpoint (its ``["state_dict"]``, saved
-    from DDP) renamed to ``MoCo(backbone, mlp=True)`` keys: drop ``module.``, and for I3D
-    map the ``id_head`` MLP onto ``fc``. R(2+1)D needs nothing else."""
-    renamed = {}
-    for key, value in state_dict.items():
-        key = key.removeprefix("module.")
-        for old, new in OFFICIAL_HEAD_RENAMES.items():
-            key = key.replace(old, new)
-        renamed[key] = value
-    return renamed

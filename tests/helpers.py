@@ -1,4 +1,5 @@
-"""Test helpers: tiny real video files with known content."""
+"""Test helpers: tiny real video files with known content, and the few functions only the
+tests use (official FAME key renames, the backbone of a checkpoint, split-name resolution)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,66 @@ def open_cache_for_writing_at(path: str, start_at: float) -> str:
         return "ok"
     except Exception as error:  # the test reports what went wrong
         return f"{type(error).__name__}: {error}"
+
+
+# Official FAME I3D checkpoints keep their head in `id_head` (pool, flatten, Linear,
+# ReLU, Linear, L2-normalise); ours is `fc` (Linear, ReLU, Linear).
+OFFICIAL_HEAD_RENAMES = {".id_head.2.": ".fc.0.", ".id_head.4.": ".fc.2."}
+
+
+def from_official_fame(state_dict: dict) -> dict:
+    """Keys of an official FAME pretraining checkpoint (its ``["state_dict"]``, saved
+    from DDP) renamed to ``MoCo(backbone, mlp=True)`` keys: drop ``module.``, and for I3D
+    map the ``id_head`` MLP onto ``fc``. R(2+1)D needs nothing else."""
+    renamed = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        for old, new in OFFICIAL_HEAD_RENAMES.items():
+            key = key.replace(old, new)
+        renamed[key] = value
+    return renamed
+
+
+def backbone_state_dict(checkpoint_or_state: dict) -> dict:
+    """The pretrained backbone's weights with the backbone's own key names (no ``encoder_q.``
+    prefix, no projection head ``fc.*``), from a checkpoint dict or a MoCo state dict;
+    ``CheckpointError`` when there is no query encoder."""
+    from pipelines.checkpoint_formats import moco_backbone
+    from pipelines.checkpoints import FORMAT, CheckpointError
+
+    is_checkpoint = checkpoint_or_state.get("format") == FORMAT
+    state = checkpoint_or_state["model"] if is_checkpoint else checkpoint_or_state
+    backbone, _ = moco_backbone(state)
+    if not backbone:
+        raise CheckpointError("no MoCo query encoder (encoder_q.*) in this checkpoint")
+    return backbone
+
+
+def resolve_split(index_or_split_names, split: str, fold: int = 1) -> str:
+    """The dataset's name for `split`: exact names pass through, "train" -> "train<fold>" on
+    folded datasets (UCF101, HMDB51), "validation"/"validate" -> "val".
+
+    `fold` is only used when the exact name does not exist.
+
+    >>> resolve_split(["train1", "test1", "train2", "test2"], "test", fold=2)
+    'test2'
+    >>> resolve_split(["train", "val"], "validation")
+    'val'
+    """
+    from pipelines.layouts import SPLIT_FOLDERS, DatasetIndex, LayoutError, fold_split_name
+
+    if isinstance(index_or_split_names, DatasetIndex):
+        names = index_or_split_names.split_names()
+    else:
+        names = sorted(index_or_split_names)
+    base = SPLIT_FOLDERS.get(split, split)
+    for candidate in (split, base, fold_split_name(base, fold)):
+        if candidate in names:
+            return candidate
+    if not names:
+        raise LayoutError(f"split {split!r} asked for, but this dataset defines no splits; use all videos")
+    folded = any(name[-1:].isdigit() for name in names)
+    raise LayoutError(
+        f"no split {split!r}" + (f" for fold {fold}" if folded else "")
+        + f"; this dataset has: {', '.join(names)}"
+    )

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import backbone_state_dict
 from pipelines.checkpoints import (
     CheckpointError,
     atomic_save,
-    backbone_state_dict,
     load_checkpoint,
     make_checkpoint,
 )

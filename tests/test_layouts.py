@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import resolve_split
 from pipelines.layouts import (
     LAYOUTS,
     DatasetIndex,
@@ -16,7 +17,6 @@ from pipelines.layouts import (
     VideoEntry,
     detect_layout,
     discover_dataset,
-    resolve_split,
 )
 
 FOLDS = (1, 2, 3)

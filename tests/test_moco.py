@@ -4,12 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import backbone_state_dict, from_official_fame
 from pipelines.models import build_backbone, i3d, small
 from pipelines.moco import (
     MoCo,
-    backbone_state_dict,
     contrastive_accuracy,
-    from_official_fame,
     update_momentum,
 )
 
