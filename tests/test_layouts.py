@@ -1,4 +1,4 @@
-"""Tests for pipelines/layouts.py: each builder writes a dataset as its official download ships
+"""Tests for pipelines/layouts/: each builder writes a dataset as its official download ships
 it (empty placeholder videos, split files in the official formats) into tmp_path."""
 
 from __future__ import annotations
