@@ -57,6 +57,7 @@ from pipelines.retrieval import (
     top_k_accuracy,
     top_k_neighbours,
 )
+from pipelines.settings import changed_settings
 from pipelines.swap_retrieval import ground_truth_folder, swap_retrieval_protocol
 
 PROTOCOLS = ("finetune", "linear", "retrieval", "knn", "swap-retrieval")
@@ -427,16 +428,11 @@ def _resume_state(job: Job) -> dict | None:
     if not job.settings.resume:
         raise EvaluateError(f"{job.run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
     checkpoint = load_checkpoint(latest, kind=CHECKPOINT_KIND)
-    saved, now = checkpoint["settings"], asdict(job.settings)
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and _plain(saved.get(k)) != _plain(now[k]))
-    if changed:
-        detail = ", ".join(f"{k}: run has {saved.get(k)!r}, asked {now[k]!r}" for k in changed)
-        raise EvaluateError(f"{latest}: made with other settings ({detail})")
+    changes = changed_settings(checkpoint["settings"], asdict(job.settings), resumable=RESUMABLE_CHANGES,
+                               only_asked=True, change="{name}: run has {saved!r}, asked {asked!r}")
+    if changes:
+        raise EvaluateError(f"{latest}: made with other settings ({changes})")
     return checkpoint
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _optimisation(job: Job, model: nn.Module):

@@ -55,6 +55,7 @@ from pipelines.devices import autocast_context, autocast_dtype, channels_last_3d
 from pipelines.fame import fame_merge, parse_beta
 from pipelines.models import BACKBONES, build_backbone
 from pipelines.moco import MoCo
+from pipelines.settings import SettingsError, changed_settings
 
 SCHEDULES = ("cosine", "constant")
 # The paper's code: a 2-layer MLP head for R(2+1)D, a linear one for I3D.
@@ -74,10 +75,6 @@ QUEUE_KEYS_PER_VIDEO = 10
 # Below this many videos the demo's recipe fits; above it, the paper's UCF101 one.
 SMALL_DATASET = 1000
 LOADER_PREFETCH = 4  # batches each loader worker prepares ahead
-
-
-class SettingsError(ValueError):
-    """The settings are inconsistent, or do not fit the run directory."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -324,14 +321,9 @@ def check_resume(run_dir: Path, settings: PretrainSettings, resume: bool) -> dic
         kept = sorted(checkpoint_dir(run_dir).glob("epoch_*.pt"))
         hint = f"; the newest epoch checkpoint is {kept[-1]}: copy it to {latest} to resume from it" if kept else ""
         raise CheckpointError(f"{error}{hint}") from None
-    saved = checkpoint["settings"]
-    changed = sorted(
-        name for name, value in asdict(settings).items()
-        if name not in RESUMABLE_CHANGES and saved.get(name) != value
-    )
-    if changed:
-        detail = ", ".join(f"{name}: {saved.get(name)!r} -> {getattr(settings, name)!r}" for name in changed)
-        raise SettingsError(f"{run_dir} was started with other settings ({detail}); resume with the same options")
+    changes = changed_settings(checkpoint["settings"], asdict(settings), resumable=RESUMABLE_CHANGES, only_asked=True)
+    if changes:
+        raise SettingsError(f"{run_dir} was started with other settings ({changes}); resume with the same options")
     return checkpoint
 
 
