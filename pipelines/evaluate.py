@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from pipelines import distributed
+from pipelines.atomic_files import atomic_write_text
 from pipelines.augment import AugmentStrengths, ClipAugment, normalise
 from pipelines.bg_swap import BETA, SWAP_SEED, SwappedClipDataset, swap_partners
 from pipelines.cache import CacheReader, open_cache
@@ -729,9 +730,7 @@ def write_outputs(job: Job, result: dict, features: dict[str, Tensor]) -> dict:
         files["features"] = str(save_features(Path(job.settings.save_features), job, features))
     result = _json_ready(job, result)
     result["files"] = files
-    temporary = output.with_name(f".{output.name}.tmp")
-    temporary.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    temporary.replace(output)
+    atomic_write_text(output, json.dumps(result, indent=2, allow_nan=False) + "\n")
     return result
 
 

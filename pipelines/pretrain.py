@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch
 from torch import Tensor
 
 from pipelines import distributed
+from pipelines.atomic_files import atomic_write_text
 from pipelines.augment import AugmentStrengths, ClipAugment
 from pipelines.cache import CacheError, open_cache
 from pipelines.checkpoints import (
@@ -404,9 +404,7 @@ class MetricsLog:
 
 
 def write_settings(run_dir: Path, settings: PretrainSettings) -> None:
-    temporary = run_dir / f".{SETTINGS}.tmp"
-    temporary.write_text(json.dumps(asdict(settings), indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, run_dir / SETTINGS)
+    atomic_write_text(run_dir / SETTINGS, json.dumps(asdict(settings), indent=2) + "\n")
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:

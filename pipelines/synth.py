@@ -27,6 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+from .atomic_files import atomic_path
+
 #: The motion classes: name -> description. Each is invariant under a horizontal flip.
 MOTIONS = {
     "Horizontal": "oscillates left and right",
@@ -191,8 +193,9 @@ def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4"
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with av.open(str(partial), mode="w", format="avi" if path.suffix == ".avi" else "mp4") as container:
+    container_format = "avi" if path.suffix == ".avi" else "mp4"
+    # not durable: the data set is made again from its seed
+    with atomic_path(path, durable=False) as partial, av.open(str(partial), mode="w", format=container_format) as container:
         stream = container.add_stream("libx264" if codec == "h264" else "mpeg4", rate=round(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -207,7 +210,6 @@ def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4"
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    partial.replace(path)
 
 
 def ground_truth_path(out_dir: Path, relative_video_path: str) -> Path:

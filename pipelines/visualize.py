@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from . import animation, contact_sheet as pictures
+from .atomic_files import atomic_write_text
 from .augment import normalise
 from .cache import CacheError, open_cache, video_id_for
 from .fame import foreground_fraction, merge_foreground_background, parse_beta, random_derangement, select_foreground
@@ -396,9 +397,7 @@ def _json_safe(value):
 
 
 def _write_json(path: Path, content: dict) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(_json_safe(content), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    partial.replace(path)
+    atomic_write_text(path, json.dumps(_json_safe(content), indent=2, ensure_ascii=False) + "\n")
 
 
 def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None = None) -> dict:
