@@ -11,7 +11,8 @@ import typer
 
 from pipelines.cache import CacheError
 from pipelines.layouts import LayoutError
-from pipelines.preprocess import PreprocessSettings, run_preprocess, shard_from_environment
+from pipelines.distributed import torchrun_shard
+from pipelines.preprocess import PreprocessSettings, run_preprocess
 
 from .console import console, fail, progress_bar
 
@@ -62,7 +63,7 @@ def preprocess(
 
     Example: fame preprocess data/UCF-101 --cache ucf101.zarr --workers 8
     """
-    shard_parts = parse_shard(shard) or shard_from_environment() or (0, 1)
+    shard_parts = parse_shard(shard) or torchrun_shard() or (0, 1)
     try:
         settings = PreprocessSettings(
             source=str(source), cache=str(cache), layout=layout, split_dir=str(split_dir) if split_dir else None,

@@ -39,6 +39,18 @@ def local_rank() -> int:
     return int(os.environ["LOCAL_RANK"]) if launched_by_torchrun() else 0
 
 
+def launch_rank() -> int:
+    """This process's rank as torchrun set it (0 without torchrun), known before any process
+    group exists: the CLI uses it to print on rank 0 only from the start."""
+    return int(os.environ["RANK"]) if launched_by_torchrun() else 0
+
+
+def torchrun_shard() -> tuple[int, int] | None:
+    """(rank, world size) as torchrun set them, None when not launched by torchrun: work
+    that needs no process group (``fame preprocess``) takes them as its shard."""
+    return (launch_rank(), int(os.environ["WORLD_SIZE"])) if launched_by_torchrun() else None
+
+
 def is_main_process() -> bool:
     """Only the main process logs, shows progress and writes checkpoints."""
     return rank() == 0

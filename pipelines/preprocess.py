@@ -7,7 +7,6 @@ store) and shardable across machines (``shard=(i, n)``, or torchrun's RANK/WORLD
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -125,13 +124,6 @@ class PreprocessSummary:
 
 
 ProgressCallback = Callable[[VideoResult | None, int, int], None]  # (result or None at start, finished, total)
-
-
-def shard_from_environment() -> tuple[int, int] | None:
-    """torchrun's (RANK, WORLD_SIZE) when launched by it, else None."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    return None
 
 
 def source_stamp(path: Path) -> dict:
