@@ -12,7 +12,7 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -81,6 +81,14 @@ def cleanup() -> None:
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
+
+
+def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` in DistributedDataParallel when there are several processes, else itself.
+    Keep the plain model too: it is what checkpoints hold."""
+    if world_size() == 1:
+        return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
 @torch.no_grad()

@@ -43,9 +43,9 @@ from pipelines.augment import AugmentStrengths, ClipAugment, normalise
 from pipelines.bg_swap import BETA, SWAP_SEED, SwappedClipDataset, swap_partners
 from pipelines.cache import CacheReader, open_cache
 from pipelines.checkpoint_formats import BackboneWeights, LoadReport, load_backbone, read_checkpoint
-from pipelines.checkpoints import atomic_save, latest_path, load_checkpoint, make_checkpoint
+from pipelines.checkpoints import latest_path, load_checkpoint, make_checkpoint
 from pipelines.clips import ClipDataset
-from pipelines.devices import autocast_context, autocast_dtype, channels_last_3d_ok, pin_memory, resolve_device
+from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory, resolve_device
 from pipelines.models import BACKBONES, build_backbone
 from pipelines.retrieval import (
     KNN_K,
@@ -59,6 +59,7 @@ from pipelines.retrieval import (
     top_k_neighbours,
 )
 from pipelines.settings import changed_settings
+from pipelines.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
 from pipelines.swap_retrieval import ground_truth_folder, swap_retrieval_protocol
 
 PROTOCOLS = ("finetune", "linear", "retrieval", "knn", "swap-retrieval")
@@ -442,8 +443,7 @@ def _optimisation(job: Job, model: nn.Module):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, lr_milestones(s.epochs, s.lr_steps), gamma=s.lr_decay)
-    use_scaler = job.device.type == "cuda" and autocast_dtype(job.device) == torch.float16
-    return optimizer, scheduler, torch.amp.GradScaler(job.device.type, enabled=use_scaler)
+    return optimizer, scheduler, grad_scaler(job.device)
 
 
 def _train_loader(job: Job) -> tuple[ClipDataset, DistributedSampler, DataLoader]:
@@ -469,7 +469,7 @@ def _train_epoch(job: Job, net: nn.Module, loader: DataLoader, optimizer, scaler
     # The FAME code's fine-tuning augmentation: random grayscale and colour jitter (no blur);
     # its linear probe trains on crops and flips only.
     augment = ClipAugment(AugmentStrengths(blur_p=0.0)) if s.protocol == "finetune" else None
-    generator = torch.Generator(job.device).manual_seed(s.seed * 100_003 + epoch * 1_009 + distributed.rank())
+    generator = torch.Generator(job.device).manual_seed(epoch_seed(s.seed, epoch, distributed.rank(), scheme="linear"))
     loss_sum, seen = 0.0, 0
     for step, batch in enumerate(loader, start=1):
         clips = batch["clip"].to(job.device, non_blocking=True)  # B, 3, T, S, S uint8
@@ -498,18 +498,13 @@ def train_classifier(job: Job, model: nn.Module) -> int:
     start = 0
     checkpoint = _resume_state(job)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
+        restore_training_state(checkpoint, model, optimizer, scheduler, scaler)
         start = int(checkpoint["epoch"])
         job.log(f"resumed {job.run_dir} after epoch {start} of {s.epochs}")
     if start >= s.epochs:
         return start
     dataset, sampler, loader = _train_loader(job)
-    net = model
-    if distributed.world_size() > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[job.device] if job.device.type == "cuda" else None)
+    net = distributed.wrap_ddp(model, job.device)
     for epoch in range(start, s.epochs):
         dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
@@ -518,11 +513,11 @@ def train_classifier(job: Job, model: nn.Module) -> int:
         scheduler.step()
         if distributed.is_main_process():
             state = make_checkpoint(
-                kind=CHECKPOINT_KIND, settings=asdict(job.settings), model=model.state_dict(),
-                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                kind=CHECKPOINT_KIND, settings=asdict(job.settings),
+                **training_state(model, optimizer, scheduler, scaler),
                 epoch=epoch + 1, classes=list(job.reader.classes), metrics={"train_loss": train_loss},
             )
-            atomic_save(state, latest_path(job.run_dir))
+            save_epoch_checkpoint(state, job.run_dir)
             job.log(f"epoch {epoch + 1}/{s.epochs}: train loss {train_loss:.4f}")
         distributed.barrier()
     broadcast_state(model)

@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -43,19 +42,18 @@ from pipelines.augment import AugmentStrengths, ClipAugment
 from pipelines.cache import CacheError, open_cache
 from pipelines.checkpoints import (
     CheckpointError,
-    atomic_save,
     checkpoint_dir,
-    epoch_path,
     latest_path,
     load_checkpoint,
     make_checkpoint,
 )
 from pipelines.clips import ClipDataset, clip_span
-from pipelines.devices import autocast_context, autocast_dtype, channels_last_3d_ok, pin_memory, resolve_device
+from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory, resolve_device
 from pipelines.fame import fame_merge, parse_beta
 from pipelines.models import BACKBONES, build_backbone
 from pipelines.moco import MoCo
 from pipelines.settings import SettingsError, changed_settings
+from pipelines.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
 
 SCHEDULES = ("cosine", "constant")
 # The paper's code: a 2-layer MLP head for R(2+1)D, a linear one for I3D.
@@ -185,11 +183,6 @@ def fame_query(
     each crop's ``fitted_foreground_fraction``) and each clip keeps it on the background of
     another clip of the batch (step 6). Returns (fused clips, mask bool B, H, W, permutation B)."""
     return fame_merge(query, soft, beta=beta, generator=generator)  # steps 5-6, pipelines/fame.py
-
-
-def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """A well-mixed seed for one process's epoch."""
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -425,23 +418,15 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         self.optimizer, self.scheduler = build_optimizer(self.model, settings, steps_per_epoch)
-        use_scaler = settings.amp and device.type == "cuda" and autocast_dtype(device) == torch.float16
-        self.scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        self.scaler = grad_scaler(device, amp=settings.amp)
         self.augment = ClipAugment(AugmentStrengths(
             grayscale_p=settings.grayscale_p, jitter_p=settings.jitter_p, blur_p=settings.blur_p)).to(device)
         self.generator = torch.Generator(device=device)  # merge permutations and augmentations
-        self.trained = self.model
-        if distributed.world_size() > 1:
-            device_ids = [device] if device.type == "cuda" else None
-            self.trained = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        self.trained = distributed.wrap_ddp(self.model, device)
 
     def restore(self, checkpoint: dict) -> tuple[int, int]:
         """Load a checkpoint's model (with its queue), optimiser, schedule and scaler; returns (epoch, step)."""
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        if checkpoint.get("scaler"):
-            self.scaler.load_state_dict(checkpoint["scaler"])
+        restore_training_state(checkpoint, self.model, self.optimizer, self.scheduler, self.scaler)
         return checkpoint["epoch"], checkpoint["step"]
 
     def start_epoch(self, epoch: int) -> None:
@@ -486,9 +471,8 @@ class Trainer:
 
     def checkpoint(self, *, epochs_done: int, step: int, metrics: dict) -> dict:
         return make_checkpoint(
-            kind="pretrain", settings=asdict(self.settings), model=self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            kind="pretrain", settings=asdict(self.settings),
+            **training_state(self.model, self.optimizer, self.scheduler, self.scaler),
             epoch=epochs_done, step=step,
             rng={"seed": self.settings.seed, "epoch": epochs_done, "scheme": "reseeded from (seed, epoch, rank)"},
             metrics=metrics,
@@ -625,9 +609,8 @@ def _mean_record(records: list[dict]) -> dict:
 def save_checkpoint(checkpoint: dict, run_dir: Path, settings: PretrainSettings) -> None:
     """latest.pt every epoch, epoch_XXXX.pt every ``checkpoint_every`` epochs and at the end."""
     epochs_done = checkpoint["epoch"]
-    atomic_save(checkpoint, latest_path(run_dir))
-    if epochs_done % settings.checkpoint_every == 0 or epochs_done == settings.epochs:
-        atomic_save(checkpoint, epoch_path(run_dir, epochs_done))
+    keep = epochs_done % settings.checkpoint_every == 0 or epochs_done == settings.epochs
+    save_epoch_checkpoint(checkpoint, run_dir, keep=keep)
 
 
 def settings_fields() -> dict[str, object]:
