@@ -2,6 +2,10 @@
 function answers as rank 0 of a world of 1 and collectives are identities. torchrun is
 detected from the environment variables it sets (RANK, WORLD_SIZE, LOCAL_RANK).
 
+``shard`` and ``gather_in_order`` split a test pass over the processes without padding and
+put the results back in item order, each item exactly once; ``broadcast_state`` gives every
+process the main process's weights and buffers.
+
 ``batch_shuffle`` / ``batch_unshuffle`` permute a batch on one process;
 ``batch_shuffle_distributed`` / ``batch_unshuffle_distributed`` are their twins that
 shuffle across all processes, MoCo's "shuffling BN" (He et al. 2020, Sec. 3.3).
@@ -91,6 +95,11 @@ def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
+def _comm_device() -> torch.device:
+    """Where collectives need their tensors (nccl: CUDA only)."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 @torch.no_grad()
 def concat_all_gather(x: Tensor) -> Tensor:
     """Every process's ``x`` concatenated along dim 0 in rank order (no gradient). All
@@ -110,10 +119,53 @@ def all_reduce_mean(value: float | Tensor) -> float | Tensor:
         total = value.detach().clone()
         dist.all_reduce(total)
         return total / world_size()
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # nccl reduces CUDA tensors only
-    total = torch.tensor(float(value), dtype=torch.float64, device=device)
+    total = torch.tensor(float(value), dtype=torch.float64, device=_comm_device())
     dist.all_reduce(total)
     return total.item() / world_size()
+
+
+def shard(count: int) -> list[int]:
+    """This process's items of ``range(count)``: every world_size-th, without padding."""
+    return list(range(rank(), count, world_size()))
+
+
+def _all_gather_rows(x: Tensor, counts: list[int]) -> Tensor:
+    """Every process's rows of ``x`` (process r has ``counts[r]`` rows) in rank order."""
+    device = _comm_device()
+    largest = max(counts)
+    padded = x.new_zeros((largest, *x.shape[1:])).to(device)
+    padded[: len(x)] = x.to(device)
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:count] for part, count in zip(parts, counts)]).cpu()
+
+
+def gather_in_order(values: Tensor, indices: Tensor, total: int) -> Tensor:
+    """Rows computed on every process (``values[i]`` is item ``indices[i]``) assembled in
+    item order on every process. Raises unless each of the ``total`` items is present
+    exactly once: no duplicates from padding, nothing dropped."""
+    if world_size() > 1:
+        count = torch.tensor([len(indices)], device=_comm_device())
+        counts = [torch.zeros_like(count) for _ in range(world_size())]
+        dist.all_gather(counts, count)
+        counts = [int(c) for c in counts]
+        values, indices = _all_gather_rows(values, counts), _all_gather_rows(indices, counts)
+    if sorted(indices.tolist()) != list(range(total)):
+        raise RuntimeError(f"gathered {len(indices)} results for {total} items: some duplicated or missing")
+    ordered = values.new_empty((total, *values.shape[1:]))
+    ordered[indices] = values
+    return ordered
+
+
+@torch.no_grad()
+def broadcast_state(model: nn.Module) -> None:
+    """Every process takes the main process's weights and buffers. DDP keeps parameters
+    equal but each process's BN running statistics follow its own last batches; the
+    sharded test pass must use the model the checkpoint holds."""
+    if world_size() == 1:
+        return
+    for tensor in model.state_dict().values():
+        dist.broadcast(tensor, src=0)
 
 
 @torch.no_grad()

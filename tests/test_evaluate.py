@@ -19,18 +19,12 @@ from pipelines.bg_swap import SwappedClipDataset, merge_binary, swap_partners
 from pipelines.cache import open_cache
 from pipelines.checkpoint_formats import read_checkpoint
 from pipelines.checkpoints import atomic_save, latest_path, load_checkpoint, make_checkpoint
+from pipelines.classifier_training import lr_milestones
 from pipelines.clips import ClipDataset
 from pipelines import distributed
-from pipelines.evaluate import (
-    EvaluateError,
-    EvaluateSettings,
-    gather_in_order,
-    lr_milestones,
-    read_config,
-    resolve_settings,
-    run_evaluate,
-    shard,
-)
+from pipelines.distributed import gather_in_order, shard
+from pipelines.evaluate import EvaluateError, EvaluateSettings, run_evaluate
+from pipelines.evaluate_settings import read_config, resolve_settings
 from pipelines.fame import merge_foreground_background
 from pipelines.models import small
 from pipelines.moco import MoCo
