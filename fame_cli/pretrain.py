@@ -13,13 +13,10 @@ from pipelines.cache import CacheError
 from pipelines.checkpoints import CheckpointError
 from pipelines.distributed import launch_rank
 from pipelines.fame import parse_beta
-from pipelines.pretrain import (
-    PretrainSettings,
-    SettingsError,
-    TrainingDiverged,
-    run_pretrain,
-)
+from pipelines.pretrain import TrainingDiverged, run_pretrain
+from pipelines.pretrain_settings import PretrainSettings
 from pipelines.recipes import load_recipe, resolve_settings
+from pipelines.settings import SettingsError
 from pipelines.video import VideoError
 
 from .console import console, fail, progress_bar
