@@ -83,7 +83,10 @@ def evaluate(
     protocol: str | None = typer.Option(None, help=f"{'|'.join(PROTOCOLS)}"),
     fold: int | None = typer.Option(None, help="Official split (train<fold>/test<fold>). \\[default: 1]"),
     output: Path | None = typer.Option(None, help="Metrics JSON. \\[default: RUN_DIR/metrics.json]"),
-    run_dir: Path | None = typer.Option(None, help="Run directory. \\[default: runs/evaluate-PROTOCOL-foldN]"),
+    run_dir: Path | None = typer.Option(
+        None, help="Run directory. \\[default: beside the checkpoint: RUN/evaluate-PROTOCOL-foldN for a pretraining "
+        "run (or its checkpoints/latest.pt), DIR/evaluate-PROTOCOL-foldN-STEM for another file DIR/STEM.pt; "
+        "runs/evaluate-PROTOCOL-foldN without --checkpoint]"),
     clips_per_video: int | None = typer.Option(None, help="Uniform test clips per video. \\[default: 10]"),
     epochs: int | None = typer.Option(None, help="Training epochs (0: test a saved classifier). \\[default: 150 finetune, 100 linear]"),
     arch: str | None = typer.Option(None, help="Backbone. \\[default: the checkpoint's]"),

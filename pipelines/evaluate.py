@@ -61,6 +61,8 @@ def run_evaluate(settings: EvaluateSettings, *, progress: Progress | None = None
     joined = distributed.init_process_group_from_env(device)
     try:
         job = prepare_job(settings, device, progress or (lambda *a, **k: None), log or (lambda message: None))
+        if distributed.is_main_process():
+            job.log(f"results go to {job.output} (run directory {job.run_dir})")
         result = {
             "schema": SCHEMA,
             "protocol": job.settings.protocol,

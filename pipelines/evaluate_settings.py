@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipelines.bg_swap import BETA, SWAP_SEED
 from pipelines.checkpoint_formats import BackboneWeights
-from pipelines.checkpoints import latest_path
+from pipelines.checkpoints import CHECKPOINTS, LATEST, latest_path
 from pipelines.models import BACKBONES
 from pipelines.retrieval import KNN_K, KNN_TEMPERATURE
 
@@ -50,7 +50,7 @@ class EvaluateSettings:
     train_split: str = "train"  # split that trains the classifier / forms the gallery
     test_split: str = "test"  # split that is tested / queries the gallery
     output: str | None = None  # metrics JSON; None: RUN_DIR/metrics.json
-    run_dir: str | None = None  # None: runs/evaluate-<protocol>-fold<fold>
+    run_dir: str | None = None  # None: beside the checkpoint (default_run_dir)
     arch: str | None = None  # backbone; None: the checkpoint's
     clip_len: int | None = None  # frames per clip; None: the checkpoint's, else 16
     stride: int | None = None  # temporal stride; None: the checkpoint's, else 2
@@ -133,6 +133,26 @@ def resolve_checkpoint_path(path: str | None) -> Path | None:
     return path
 
 
+def default_run_dir(checkpoint: str | None, protocol: str, fold: int) -> Path:
+    """Where an evaluation goes without ``--run-dir``: beside what it evaluates, so that a
+    checkout gets no stray runs/ tree and each run's results stay with it.
+
+    - a pretraining run's checkpoint (``RUN/checkpoints/latest.pt``, what ``--checkpoint RUN``
+      resolves to): ``RUN/evaluate-<protocol>-fold<k>``; another checkpoint of the run,
+      e.g. ``epoch_0010.pt``: ``RUN/evaluate-<protocol>-fold<k>-epoch_0010``;
+    - any other file (an official release, a state dict): beside it,
+      ``DIR/evaluate-<protocol>-fold<k>-<file stem>``;
+    - no checkpoint (random initialisation): ``runs/evaluate-<protocol>-fold<k>``.
+    """
+    name = f"evaluate-{protocol}-fold{fold}"
+    if checkpoint is None:
+        return Path("runs") / name
+    path = Path(checkpoint)
+    if path.parent.name == CHECKPOINTS:
+        return path.parent.parent / (name if path.name == LATEST else f"{name}-{path.stem}")
+    return path.parent / f"{name}-{path.stem}"
+
+
 def resolve_settings(settings: EvaluateSettings, weights: BackboneWeights | None) -> EvaluateSettings:
     """Fill every ``None``: backbone and clip geometry from the checkpoint's saved settings
     (ours) or its recognised backbone, then the paper's defaults; the training recipe of
@@ -149,7 +169,7 @@ def resolve_settings(settings: EvaluateSettings, weights: BackboneWeights | None
     recipe = PROTOCOL_DEFAULTS.get(settings.protocol, {})
     for name, default in recipe.items():
         filled[name] = default if getattr(settings, name) is None else getattr(settings, name)
-    run_dir = settings.run_dir or str(Path("runs") / f"evaluate-{settings.protocol}-fold{settings.fold}")
+    run_dir = settings.run_dir or str(default_run_dir(settings.checkpoint, settings.protocol, settings.fold))
     output = settings.output or str(Path(run_dir) / "metrics.json")
     resolved = replace(settings, run_dir=run_dir, output=output, **filled)
     validate(resolved)
