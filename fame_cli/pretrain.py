@@ -20,10 +20,9 @@ from pipelines.settings import SettingsError
 from pipelines.video import VideoError
 
 from .console import console, fail, progress_bar
+from .options import defaults, given_options
 
-DEFAULTS = PretrainSettings(cache="", run_dir="")
-# Parameter sources (click's ParameterSource names) of options the user actually gave.
-GIVEN = ("COMMANDLINE", "ENVIRONMENT")
+DEFAULTS = defaults(PretrainSettings)
 
 
 def pretrain(
@@ -79,11 +78,7 @@ def pretrain(
     --run-dir runs/k400 --config k400_i3d_224
     """
     main = launch_rank() == 0  # only rank 0 prints
-    given = {
-        name: value for name, value in ctx.params.items()
-        if name in asdict(DEFAULTS) and getattr(ctx.get_parameter_source(name), "name", None) in GIVEN
-    }
-    given = {name: str(value) if isinstance(value, Path) else value for name, value in given.items()}
+    given = given_options(ctx, PretrainSettings)
     try:
         if "beta" in given:
             given["beta"] = parse_beta(given["beta"])

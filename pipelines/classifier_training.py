@@ -17,7 +17,7 @@ from pipelines.checkpoints import latest_path, load_checkpoint, make_checkpoint
 from pipelines.clips import ClipDataset
 from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory
 from pipelines.evaluate_job import Job
-from pipelines.evaluate_settings import RESUMABLE_CHANGES, EvaluateError
+from pipelines.evaluate_settings import RESUMABLE_CHANGES, EvaluateSettingsError
 from pipelines.inference import UINT8_MAX
 from pipelines.settings import changed_settings
 from pipelines.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
@@ -37,12 +37,12 @@ def _resume_state(job: Job) -> dict | None:
     if not latest.is_file():
         return None
     if not job.settings.resume:
-        raise EvaluateError(f"{job.run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+        raise EvaluateSettingsError(f"{job.run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
     checkpoint = load_checkpoint(latest, kind=CHECKPOINT_KIND)
     changes = changed_settings(checkpoint["settings"], asdict(job.settings), resumable=RESUMABLE_CHANGES,
                                only_asked=True, change="{name}: run has {saved!r}, asked {asked!r}")
     if changes:
-        raise EvaluateError(f"{latest}: made with other settings ({changes})")
+        raise EvaluateSettingsError(f"{latest}: made with other settings ({changes})")
     return checkpoint
 
 

@@ -12,6 +12,7 @@ from pipelines.checkpoint_formats import BackboneWeights
 from pipelines.checkpoints import CHECKPOINTS, LATEST, latest_path
 from pipelines.models import BACKBONES
 from pipelines.retrieval import KNN_K, KNN_TEMPERATURE
+from pipelines.settings import SettingsError
 
 PROTOCOLS = ("finetune", "linear", "retrieval", "knn", "swap-retrieval")
 TRAINED = ("finetune", "linear")  # protocols that train a classifier (and write checkpoints)
@@ -33,6 +34,11 @@ RESUMABLE_CHANGES = {
 
 class EvaluateError(Exception):
     """The evaluation cannot run as asked (one clear line for the user)."""
+
+
+class EvaluateSettingsError(SettingsError, EvaluateError):
+    """Settings no evaluation can use: a SettingsError, as every command's, and an
+    EvaluateError, what callers of ``run_evaluate`` have always caught."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,28 @@ class EvaluateSettings:
     resume: bool = False  # continue the run in run_dir from its latest checkpoint
     source: str | None = None  # where a --no-frames cache's videos are, if not where it was made
 
+    def validate(self) -> None:
+        """Raise EvaluateSettingsError for values no evaluation can use; fields still ``None``
+        are checked once ``resolve_settings`` has filled them (it calls this)."""
+        problems = []
+        if self.arch is not None and self.arch not in BACKBONES:
+            problems.append(f"arch {self.arch!r} is not one of {', '.join(BACKBONES)}")
+        for name in ("clip_len", "stride", "crop", "clips_per_video", "batch_size", "test_batch_size", "knn_k"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.epochs is not None and self.epochs < 0:
+            problems.append("epochs must be 0 or more")
+        if self.protocol in TRAINED and self.epochs == 0 and self.checkpoint is None:
+            problems.append("--epochs 0 tests a saved classifier: pass its --checkpoint")
+        if not 0 < self.beta <= 1:
+            problems.append("beta must lie in (0, 1]")
+        if self.workers < 0:
+            problems.append("workers must be 0 or more")
+        if self.protocol == "swap-retrieval" and self.bg_swap:
+            problems.append("--bg-swap has no meaning with swap-retrieval, whose gallery is the swapped set")
+        if problems:
+            raise EvaluateSettingsError("; ".join(problems))
+
 
 def read_config(name_or_path: str | Path) -> dict:
     """Settings from the ``[evaluate]`` table of a recipe: a TOML file, or the name of a
@@ -89,35 +117,15 @@ def read_config(name_or_path: str | Path) -> dict:
     try:
         path, data = read_recipe_file(name_or_path)
     except RecipeError as error:
-        raise EvaluateError(f"{name_or_path}: cannot read the recipe: {error}") from None
+        raise EvaluateSettingsError(f"{name_or_path}: cannot read the recipe: {error}") from None
     values = data.get("evaluate")
     if not isinstance(values, dict):
-        raise EvaluateError(f"{path}: has no 'evaluate' table of settings")
+        raise EvaluateSettingsError(f"{path}: has no 'evaluate' table of settings")
     known = {f.name for f in fields(EvaluateSettings)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise EvaluateError(f"{path}: unknown evaluate setting(s) {', '.join(unknown)}")
+        raise EvaluateSettingsError(f"{path}: unknown evaluate setting(s) {', '.join(unknown)}")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-
-
-def validate(settings: EvaluateSettings) -> None:
-    """Raise ``EvaluateError`` for values no evaluation can use (on resolved settings)."""
-    problems = []
-    if settings.arch not in BACKBONES:
-        problems.append(f"arch {settings.arch!r} is not one of {', '.join(BACKBONES)}")
-    for name in ("clip_len", "stride", "crop", "clips_per_video", "batch_size", "test_batch_size", "knn_k"):
-        if getattr(settings, name) < 1:
-            problems.append(f"{name} must be at least 1")
-    if settings.epochs is not None and settings.epochs < 0:
-        problems.append("epochs must be 0 or more")
-    if not 0 < settings.beta <= 1:
-        problems.append("beta must lie in (0, 1]")
-    if settings.workers < 0:
-        problems.append("workers must be 0 or more")
-    if settings.protocol == "swap-retrieval" and settings.bg_swap:
-        problems.append("--bg-swap has no meaning with swap-retrieval, whose gallery is the swapped set")
-    if problems:
-        raise EvaluateError("; ".join(problems))
 
 
 def resolve_checkpoint_path(path: str | None) -> Path | None:
@@ -128,7 +136,7 @@ def resolve_checkpoint_path(path: str | None) -> Path | None:
     if path.is_dir():
         latest = latest_path(path)
         if not latest.is_file():
-            raise EvaluateError(f"{path}: a directory without {latest.relative_to(path)}; pass a checkpoint file or a run directory")
+            raise EvaluateSettingsError(f"{path}: a directory without {latest.relative_to(path)}; pass a checkpoint file or a run directory")
         return latest
     return path
 
@@ -158,11 +166,11 @@ def resolve_settings(settings: EvaluateSettings, weights: BackboneWeights | None
     (ours) or its recognised backbone, then the paper's defaults; the training recipe of
     the protocol."""
     if settings.protocol not in PROTOCOLS:
-        raise EvaluateError(f"unknown protocol {settings.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        raise EvaluateSettingsError(f"unknown protocol {settings.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     saved = weights.settings if weights is not None else {}
     arch = settings.arch or saved.get("arch") or (weights.arch if weights is not None else None)
     if arch is None:
-        raise EvaluateError("cannot tell the backbone: pass --arch")
+        raise EvaluateSettingsError("cannot tell the backbone: pass --arch")
     filled = {"arch": arch}
     for name, default in (*CLIP_DEFAULTS.items(), ("crop", CROP_DEFAULTS.get(arch, CROP_DEFAULT))):
         filled[name] = getattr(settings, name) or saved.get(name) or default
@@ -172,5 +180,5 @@ def resolve_settings(settings: EvaluateSettings, weights: BackboneWeights | None
     run_dir = settings.run_dir or str(default_run_dir(settings.checkpoint, settings.protocol, settings.fold))
     output = settings.output or str(Path(run_dir) / "metrics.json")
     resolved = replace(settings, run_dir=run_dir, output=output, **filled)
-    validate(resolved)
+    resolved.validate()
     return resolved
