@@ -7,20 +7,23 @@ from pathlib import Path
 import typer
 
 from pipelines.demo import DemoSettings, run_demo
+from pipelines.settings import SettingsError
 
-from .console import console
+from .console import console, fail
+from .options import defaults, given_options
 
-DEFAULTS = DemoSettings()
+DEFAULTS = defaults(DemoSettings)
 
 
 def demo(
-    out_dir: Path = typer.Option(Path("demo-output"), "--out", help="Folder for data, cache, runs and results."),
-    seed: int = typer.Option(0, help="Seeds the data, the first pretraining run of each variant and the evaluations."),
-    videos_per_class: int = typer.Option(40, help="Synthetic videos per class (5 classes)."),
+    ctx: typer.Context,
+    out_dir: Path = typer.Option(Path(DEFAULTS.out_dir), "--out", help="Folder for data, cache, runs and results."),
+    seed: int = typer.Option(DEFAULTS.seed, help="Seeds the data, the first pretraining run of each variant and the evaluations."),
+    videos_per_class: int = typer.Option(DEFAULTS.videos_per_class, help="Synthetic videos per class (5 classes)."),
     epochs: int = typer.Option(DEFAULTS.epochs, help="Pretraining epochs of each variant."),
     repeats: int = typer.Option(DEFAULTS.repeats, help="Pretraining seeds per variant (SEED, SEED+1, ...): the spread."),
     beta: float = typer.Option(DEFAULTS.beta, help="FAME's foreground share of each crop."),
-    device: str = typer.Option("auto", help="auto|cpu|cuda"),
+    device: str = typer.Option(DEFAULTS.device, help="auto|cpu|cuda"),
 ) -> None:
     """Synthesise data, preprocess, pretrain MoCo and MoCo + FAME, evaluate both, draw the masks, compare.
 
@@ -32,8 +35,11 @@ def demo(
 
     Example: fame demo --out demo-output
     """
-    settings = DemoSettings(out_dir=str(out_dir), seed=seed, videos_per_class=videos_per_class, epochs=epochs,
-                            repeats=repeats, beta=beta, device=device)
+    settings = DemoSettings(**given_options(ctx, DemoSettings))
+    try:
+        settings.validate()
+    except SettingsError as error:
+        fail(str(error))
     result = run_demo(settings, log=lambda line: console.print(line, highlight=False, markup=False))
     print(result["table"], flush=True)  # plain: a Markdown table must not be re-wrapped
     for name, path in result["files"].items():

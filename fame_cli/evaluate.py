@@ -15,6 +15,7 @@ from pipelines.checkpoints import CheckpointError
 from pipelines.evaluate import PROTOCOLS, EvaluateError, EvaluateSettings, read_config, run_evaluate
 
 from .console import console, fail, out, progress_bar
+from .options import given_options
 
 
 class StageProgress:
@@ -76,6 +77,7 @@ def _percent(value) -> str:
 
 
 def evaluate(
+    ctx: typer.Context,
     cache: Path = typer.Option(..., "--cache", help="Zarr cache written by `fame preprocess` (labelled)."),
     checkpoint: str | None = typer.Option(
         None, help="Weights: our checkpoint, a pretrain run directory (its latest), an official FAME release or a torchvision state dict."
@@ -83,7 +85,10 @@ def evaluate(
     protocol: str | None = typer.Option(None, help=f"{'|'.join(PROTOCOLS)}"),
     fold: int | None = typer.Option(None, help="Official split (train<fold>/test<fold>). \\[default: 1]"),
     output: Path | None = typer.Option(None, help="Metrics JSON. \\[default: RUN_DIR/metrics.json]"),
-    run_dir: Path | None = typer.Option(None, help="Run directory. \\[default: runs/evaluate-PROTOCOL-foldN]"),
+    run_dir: Path | None = typer.Option(
+        None, help="Run directory. \\[default: beside the checkpoint: RUN/evaluate-PROTOCOL-foldN for a pretraining "
+        "run (or its checkpoints/latest.pt), DIR/evaluate-PROTOCOL-foldN-STEM for another file DIR/STEM.pt; "
+        "runs/evaluate-PROTOCOL-foldN without --checkpoint]"),
     clips_per_video: int | None = typer.Option(None, help="Uniform test clips per video. \\[default: 10]"),
     epochs: int | None = typer.Option(None, help="Training epochs (0: test a saved classifier). \\[default: 150 finetune, 100 linear]"),
     arch: str | None = typer.Option(None, help="Backbone. \\[default: the checkpoint's]"),
@@ -124,19 +129,10 @@ def evaluate(
 
     Example: fame evaluate --cache synth.zarr --checkpoint runs/fame --protocol swap-retrieval --ground-truth
     """
-    given = {
-        "cache": str(cache), "checkpoint": checkpoint, "protocol": protocol, "fold": fold,
-        "output": str(output) if output else None, "run_dir": str(run_dir) if run_dir else None,
-        "clips_per_video": clips_per_video, "epochs": epochs, "arch": arch, "clip_len": clip_len, "stride": stride,
-        "crop": crop, "batch_size": batch_size, "lr": lr, "workers": workers, "bg_swap": bg_swap,
-        "ground_truth": ground_truth, "ground_truth_dir": str(ground_truth_dir) if ground_truth_dir else None,
-        "save_features": str(save_features) if save_features else None, "seed": seed, "device": device,
-        "resume": resume, "source": str(source) if source else None,
-    }
     progress = StageProgress()
     try:
         values = read_config(config) if config else {}
-        values.update({k: v for k, v in given.items() if v is not None})
+        values.update(given_options(ctx, EvaluateSettings))
         if "protocol" not in values:
             fail(f"choose a --protocol: {', '.join(PROTOCOLS)}")
         result = run_evaluate(EvaluateSettings(**values), progress=progress, log=lambda line: console.print(line, soft_wrap=True))

@@ -11,9 +11,16 @@ import typer
 
 from pipelines.cache import CacheError
 from pipelines.layouts import LayoutError
-from pipelines.preprocess import PreprocessSettings, run_preprocess, shard_from_environment
+from pipelines.distributed import torchrun_shard
+from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.settings import SettingsError
 
 from .console import console, fail, progress_bar
+from .options import defaults, given_options
+
+DEFAULTS = defaults(PreprocessSettings)
+# The command's own default, unlike the library's single process: the machine's cores, up to 8.
+WORKERS = min(8, os.cpu_count() or 1)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -30,27 +37,28 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def preprocess(
+    ctx: typer.Context,
     source: Path = typer.Argument(..., help="Dataset root (or a `path label` list file)."),
     cache: Path = typer.Option(..., "--cache", help="Zarr store to write (created, or resumed)."),
-    layout: str = typer.Option("auto", help="auto|ucf101|hmdb51|diving48|kinetics|folder|list"),
+    layout: str = typer.Option(DEFAULTS.layout, help="auto|ucf101|hmdb51|diving48|kinetics|folder|list"),
     split_dir: Path | None = typer.Option(None, help="Folder with the split files, if not beside the videos."),
-    short_side: int = typer.Option(128, help="Resize at decode time so the shorter side is this (0: native)."),
-    workers: int = typer.Option(min(8, os.cpu_count() or 1), help="Worker processes (1: this process)."),
-    frames: bool = typer.Option(True, "--frames/--no-frames", help="Store frames, or only masks and metadata."),
-    window: int = typer.Option(16, help="Frames per mask window."),
-    stride: int = typer.Option(2, help="Temporal stride inside a mask window."),
-    hop: int = typer.Option(16, help="Frames between consecutive mask windows."),
+    short_side: int = typer.Option(DEFAULTS.short_side, help="Resize at decode time so the shorter side is this (0: native)."),
+    workers: int = typer.Option(WORKERS, help="Worker processes (1: this process)."),
+    frames: bool = typer.Option(DEFAULTS.frames, "--frames/--no-frames", help="Store frames, or only masks and metadata."),
+    window: int = typer.Option(DEFAULTS.window, help="Frames per mask window."),
+    stride: int = typer.Option(DEFAULTS.stride, help="Temporal stride inside a mask window."),
+    hop: int = typer.Option(DEFAULTS.hop, help="Frames between consecutive mask windows."),
     masks: str = typer.Option(
-        "motion", help="Mask method: motion (camera-compensated motion, the default: best on real footage), "
+        DEFAULTS.masks, help="Mask method: motion (camera-compensated motion, the default: best on real footage), "
         "paper (the paper's map, bit for bit), frame-difference or centre (baselines). docs/method.md."),
     colour_context: int = typer.Option(
-        0, help="With --masks paper: mask windows on each side whose seed colours join each window's colour "
+        DEFAULTS.colour_context, help="With --masks paper: mask windows on each side whose seed colours join each window's colour "
         "histograms (0: the paper's step 4, one window; 4 scored better on synthetic ground truth: docs/method.md)."),
-    frame_codec: str = typer.Option("jpeg", help="Frame codec: jpeg (small, lossy), zstd (lossless) or raw (uncompressed, fastest reads)."),
-    frame_quality: int = typer.Option(90, help="JPEG quality of the frames (1-100)."),
-    frame_chunk: int = typer.Option(0, help="Frames per compressed chunk (0: the codec's own, jpeg/raw 1, zstd 8)."),
-    zstd_level: int = typer.Option(3, help="zstd level of the masks (and of zstd frames): 1 writes faster, 3+ is smaller."),
-    decoder: str = typer.Option("pyav", help="pyav (frames in order, scaled before the RGB conversion: faster) or "
+    frame_codec: str = typer.Option(DEFAULTS.frame_codec, help="Frame codec: jpeg (small, lossy), zstd (lossless) or raw (uncompressed, fastest reads)."),
+    frame_quality: int = typer.Option(DEFAULTS.frame_quality, help="JPEG quality of the frames (1-100)."),
+    frame_chunk: int = typer.Option(DEFAULTS.frame_chunk, help="Frames per compressed chunk (0: the codec's own, jpeg/raw 1, zstd 8)."),
+    zstd_level: int = typer.Option(DEFAULTS.zstd_level, help="zstd level of the masks (and of zstd frames): 1 writes faster, 3+ is smaller."),
+    decoder: str = typer.Option(DEFAULTS.decoder, help="pyav (frames in order, scaled before the RGB conversion: faster) or "
                                 "decord (the reference; what caches made before this option used)."),
     shard: str | None = typer.Option(None, help="Do only part I of N (I/N), e.g. one per machine."),
     limit: int | None = typer.Option(None, help="Only the first N videos (a quick trial)."),
@@ -62,17 +70,11 @@ def preprocess(
 
     Example: fame preprocess data/UCF-101 --cache ucf101.zarr --workers 8
     """
-    shard_parts = parse_shard(shard) or shard_from_environment() or (0, 1)
+    given = given_options(ctx, PreprocessSettings)
+    given.update(workers=max(1, workers), shard=parse_shard(shard) or torchrun_shard() or DEFAULTS.shard)
     try:
-        settings = PreprocessSettings(
-            source=str(source), cache=str(cache), layout=layout, split_dir=str(split_dir) if split_dir else None,
-            short_side=short_side, frames=frames, window=window, stride=stride, hop=hop, masks=masks,
-            colour_context=colour_context, frame_codec=frame_codec,
-            frame_quality=frame_quality, frame_chunk=frame_chunk, zstd_level=zstd_level, decoder=decoder,
-            workers=max(1, workers),
-            shard=shard_parts, limit=limit,
-        )
-    except ValueError as error:
+        settings = PreprocessSettings(**given)  # checked at once (PreprocessSettings.__post_init__)
+    except SettingsError as error:
         fail(str(error))
     console.print("settings: " + json.dumps(asdict(settings)), soft_wrap=True)
     frame_count = 0

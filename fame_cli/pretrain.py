@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -12,26 +11,18 @@ import typer
 
 from pipelines.cache import CacheError
 from pipelines.checkpoints import CheckpointError
+from pipelines.distributed import launch_rank
 from pipelines.fame import parse_beta
-from pipelines.pretrain import (
-    PretrainSettings,
-    SettingsError,
-    TrainingDiverged,
-    run_pretrain,
-)
+from pipelines.pretrain import TrainingDiverged, run_pretrain
+from pipelines.pretrain_settings import PretrainSettings
 from pipelines.recipes import load_recipe, resolve_settings
+from pipelines.settings import SettingsError
 from pipelines.video import VideoError
 
 from .console import console, fail, progress_bar
+from .options import defaults, given_options
 
-DEFAULTS = PretrainSettings(cache="", run_dir="")
-# Parameter sources (click's ParameterSource names) of options the user actually gave.
-GIVEN = ("COMMANDLINE", "ENVIRONMENT")
-
-
-def is_main_process() -> bool:
-    """Rank 0 (or no torchrun): only it prints; read from the environment, as torchrun sets it."""
-    return os.environ.get("RANK", "0") == "0"
+DEFAULTS = defaults(PretrainSettings)
 
 
 def pretrain(
@@ -86,12 +77,8 @@ def pretrain(
     Many processes: torchrun --nproc-per-node 8 -m fame_cli pretrain --cache k400.zarr
     --run-dir runs/k400 --config k400_i3d_224
     """
-    main = is_main_process()
-    given = {
-        name: value for name, value in ctx.params.items()
-        if name in asdict(DEFAULTS) and getattr(ctx.get_parameter_source(name), "name", None) in GIVEN
-    }
-    given = {name: str(value) if isinstance(value, Path) else value for name, value in given.items()}
+    main = launch_rank() == 0  # only rank 0 prints
+    given = given_options(ctx, PretrainSettings)
     try:
         if "beta" in given:
             given["beta"] = parse_beta(given["beta"])

@@ -14,6 +14,9 @@ from pipelines.video import VideoError
 from pipelines.visualize import FORMATS, VisualizeSettings, run_visualize
 
 from .console import console, fail, progress_bar
+from .options import GIVEN, defaults, given_options
+
+DEFAULTS = defaults(VisualizeSettings)
 
 
 def _number(value: float | None) -> str:
@@ -21,29 +24,30 @@ def _number(value: float | None) -> str:
 
 
 def visualize_masks(
+    ctx: typer.Context,
     cache: Path = typer.Option(..., "--cache", help="The cache written by `fame preprocess`."),
     output: Path = typer.Option(..., "--output", help="Folder for index.html, the pictures and the reports."),
     videos: list[str] = typer.Option([], "--videos", help="Video ids or paths below the dataset root "
                                      "(repeat the option, or separate with commas). Default: a sample."),
-    sample: int = typer.Option(16, help="Without --videos: how many videos to draw, spread over the classes."),
-    split: str = typer.Option("all", help="Draw the sample from this split (train, test, ...; all: every video)."),
-    fold: int = typer.Option(1, help="Fold of the split on datasets with several (UCF101, HMDB51)."),
-    output_format: str = typer.Option("gif", "--format",
+    sample: int = typer.Option(DEFAULTS.sample, help="Without --videos: how many videos to draw, spread over the classes."),
+    split: str = typer.Option(DEFAULTS.split, help="Draw the sample from this split (train, test, ...; all: every video)."),
+    fold: int = typer.Option(DEFAULTS.fold, help="Fold of the split on datasets with several (UCF101, HMDB51)."),
+    output_format: str = typer.Option(DEFAULTS.format, "--format",
                                       help=f"{'|'.join(FORMATS)}: contact sheets only, or also an animation."),
-    beta: str = typer.Option("0.5", help="Share of the frame kept as foreground (FAME's beta), or auto: fitted to "
+    beta: str = typer.Option(str(DEFAULTS.beta), help="Share of the frame kept as foreground (FAME's beta), or auto: fitted to "
                              "each clip's soft map."),
     compare: list[str] = typer.Option([], "--compare", help="Other mask methods (motion, paper, frame-difference, "
                                       "centre; repeat or separate with commas) computed from the cached frames and "
                                       "shown and scored beside the cache's own."),
-    seed: int = typer.Option(0, help="Seed of the sample and of which video lends its background to which."),
+    seed: int = typer.Option(DEFAULTS.seed, help="Seed of the sample and of which video lends its background to which."),
     clip_len: int | None = typer.Option(None, help="Frames per clip (default: the cache's mask window)."),
     stride: int | None = typer.Option(None, help="Frames between clip frames (default: the cache's mask stride)."),
-    columns: int = typer.Option(6, help="Frames per row of a contact sheet."),
+    columns: int = typer.Option(DEFAULTS.columns, help="Frames per row of a contact sheet."),
     ground_truth: Path | None = typer.Option(None, help="Folder of true foreground masks (see docs/visualize.md); "
                                              "default: found automatically for `fame synth` data."),
     checkpoint: Path | None = typer.Option(None, help="A checkpoint (ours, an official FAME release or a state "
                                           "dict): adds the encoder's activation maps."),
-    device: str = typer.Option("auto", help="Where the encoder runs: auto|cpu|cuda."),
+    device: str = typer.Option(DEFAULTS.device, help="Where the encoder runs: auto|cpu|cuda."),
     source: Path | None = typer.Option(None, help="Where a --no-frames cache's videos are now, if moved."),
 ) -> None:
     """Show the soft maps, the binary masks at beta and the FAME-merged clips of some videos.
@@ -53,18 +57,19 @@ def visualize_masks(
 
     Example: fame visualize-masks --cache ucf101.zarr --output masks --sample 16
     """
-    names = tuple(name.strip() for value in videos for name in value.split(",") if name.strip())
-    methods = tuple(name.strip() for value in compare for name in value.split(",") if name.strip())
+    given = given_options(ctx, VisualizeSettings)
+    for name in ("videos", "compare"):  # repeated options, each maybe a comma-separated list
+        if name in given:
+            given[name] = tuple(part.strip() for value in given[name] for part in value.split(",") if part.strip())
+    if ctx.get_parameter_source("output_format").name in GIVEN:
+        given["format"] = output_format
     try:
-        beta_value = parse_beta(beta)
-    except ValueError as error:
+        if "beta" in given:
+            given["beta"] = parse_beta(given["beta"])
+        settings = VisualizeSettings(**given)
+        settings.validate()
+    except ValueError as error:  # SettingsError, or parse_beta's ValueError
         fail(str(error))
-    settings = VisualizeSettings(
-        cache=str(cache), output=str(output), videos=names, sample=sample, split=split, fold=fold,
-        format=output_format, beta=beta_value, compare=methods, seed=seed, clip_len=clip_len, stride=stride, columns=columns,
-        ground_truth=str(ground_truth) if ground_truth else None,
-        checkpoint=str(checkpoint) if checkpoint else None, device=device, source=str(source) if source else None,
-    )
     console.print("settings: " + json.dumps(asdict(settings)), soft_wrap=True)
     try:
         with progress_bar("visualize", 0) as update:

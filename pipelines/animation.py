@@ -1,7 +1,7 @@
 """Animated GIF (Pillow) and MP4 (PyAV, H.264) writers for lists of RGB frames.
 
-Both write to ``NAME.partial`` first and rename at the end, so a crash never leaves a
-truncated file under the final name.
+Both write to a temporary beside the file and rename it at the end
+(``pipelines.atomic_files``), so a crash never leaves a truncated file under the final name.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .atomic_files import atomic_path
+
 #: H.264 quality (constant rate factor; lower is better, 23 is x264's default)
 MP4_CRF = 20
 #: slowest and fastest playback we write (GIF delays are whole hundredths of a second in browsers)
 MIN_FPS, MAX_FPS = 1.0, 50.0
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
 
 
 def _frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -44,9 +42,8 @@ def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, *, fps: flo
     path = Path(path)
     images = [Image.fromarray(frame) for frame in frames]
     duration = round(1000 / min(max(fps, MIN_FPS), MAX_FPS))  # ms per frame
-    partial = _partial(path)
-    images[0].save(partial, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        images[0].save(partial, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
     return path
 
 
@@ -61,8 +58,8 @@ def write_mp4(frames: Sequence[np.ndarray], path: str | os.PathLike, *, fps: flo
     path = Path(path)
     height, width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
     rate = Fraction(min(max(fps, MIN_FPS), MAX_FPS)).limit_denominator(1000)
-    partial = _partial(path)
-    with av.open(str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+    with atomic_path(path) as partial, av.open(str(partial), mode="w", format="mp4",
+                                               options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
@@ -73,5 +70,4 @@ def write_mp4(frames: Sequence[np.ndarray], path: str | os.PathLike, *, fps: flo
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    partial.replace(path)
     return path

@@ -33,6 +33,7 @@ from typing import Iterable
 import numpy as np
 
 from .layouts import fold_split_name
+from .settings import changed_settings
 from .shard_reader import ShardedArrayReader, UnsupportedLayout
 from .shard_writer import write_json, write_sharded_array
 
@@ -145,11 +146,10 @@ def _open_for_writing(zarr, path: Path, settings: dict, dataset: dict):
                 f"{path}: its masks are --masks {old_method[0]} (version {old_method[1]}), asked --masks "
                 f"{new_method[0]} (version {new_method[1]}); rerun with --masks {old_method[0]} or use a new --cache"
             )
-        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        if changed:
-            detail = ", ".join(f"{k}: cache has {old.get(k)!r}, asked {settings.get(k)!r}" for k in changed)
+        changes = changed_settings(old, settings, change="{name}: cache has {saved!r}, asked {asked!r}")
+        if changes:
             raise CacheError(
-                f"{path}: was made with other settings ({detail}); rerun with the same options or use a new --cache"
+                f"{path}: was made with other settings ({changes}); rerun with the same options or use a new --cache"
             )
     root = zarr.open_group(str(path), mode="a", zarr_format=3)
     if existing is not None and {k: existing.get(k) for k in wanted} != wanted:

@@ -17,10 +17,11 @@ checkpoint at all) raises ``CheckpointError`` with one line saying what and wher
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from pipelines.atomic_files import atomic_path
 
 FORMAT = "fame-checkpoint"
 VERSION = 1
@@ -50,24 +51,12 @@ def epoch_path(run_dir: str | os.PathLike, epoch: int) -> Path:
 
 
 def atomic_save(obj: object, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
+    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``
+    (``pipelines.atomic_files``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        torch.save(obj, file)
     return path
 
 

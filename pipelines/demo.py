@@ -26,6 +26,7 @@ import numpy as np
 from .evaluate import EvaluateSettings, run_evaluate
 from .preprocess import PreprocessSettings, run_preprocess
 from .recipes import load_recipe, resolve_settings
+from .settings import SettingsError
 from .pretrain import run_pretrain
 from .swap_retrieval import METRICS as SWAP_METRICS
 from .synth import SynthSettings, write_dataset
@@ -63,6 +64,11 @@ class DemoSettings:
     loader_workers: int = 1  # DataLoader workers in pretraining and evaluation
     device: str = "auto"
     pretrain_overrides: dict = field(default_factory=dict)  # further recipe overrides (tests use tiny runs)
+
+    def validate(self) -> None:
+        """Raise SettingsError for values the demo cannot run with."""
+        if self.repeats < 1:
+            raise SettingsError(f"repeats must be at least 1, got {self.repeats}")
 
 
 Log = Callable[[str], None]
@@ -340,8 +346,7 @@ def results_json(settings: DemoSettings, seconds: float, results: dict, seeds: d
 
 def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     """Run the whole demo; returns {"results": ..., "summary": ..., "table": markdown, "files": {...}}."""
-    if settings.repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {settings.repeats}")
+    settings.validate()
     started = time.perf_counter()
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,10 @@
 function answers as rank 0 of a world of 1 and collectives are identities. torchrun is
 detected from the environment variables it sets (RANK, WORLD_SIZE, LOCAL_RANK).
 
+``shard`` and ``gather_in_order`` split a test pass over the processes without padding and
+put the results back in item order, each item exactly once; ``broadcast_state`` gives every
+process the main process's weights and buffers.
+
 ``batch_shuffle`` / ``batch_unshuffle`` permute a batch on one process;
 ``batch_shuffle_distributed`` / ``batch_unshuffle_distributed`` are their twins that
 shuffle across all processes, MoCo's "shuffling BN" (He et al. 2020, Sec. 3.3).
@@ -12,7 +16,7 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -37,6 +41,18 @@ def launched_by_torchrun() -> bool:
 def local_rank() -> int:
     """This process's index on its machine (its GPU); 0 unless launched by torchrun."""
     return int(os.environ["LOCAL_RANK"]) if launched_by_torchrun() else 0
+
+
+def launch_rank() -> int:
+    """This process's rank as torchrun set it (0 without torchrun), known before any process
+    group exists: the CLI uses it to print on rank 0 only from the start."""
+    return int(os.environ["RANK"]) if launched_by_torchrun() else 0
+
+
+def torchrun_shard() -> tuple[int, int] | None:
+    """(rank, world size) as torchrun set them, None when not launched by torchrun: work
+    that needs no process group (``fame preprocess``) takes them as its shard."""
+    return (launch_rank(), int(os.environ["WORLD_SIZE"])) if launched_by_torchrun() else None
 
 
 def is_main_process() -> bool:
@@ -71,6 +87,19 @@ def barrier() -> None:
         dist.barrier()
 
 
+def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` in DistributedDataParallel when there are several processes, else itself.
+    Keep the plain model too: it is what checkpoints hold."""
+    if world_size() == 1:
+        return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def _comm_device() -> torch.device:
+    """Where collectives need their tensors (nccl: CUDA only)."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 @torch.no_grad()
 def concat_all_gather(x: Tensor) -> Tensor:
     """Every process's ``x`` concatenated along dim 0 in rank order (no gradient). All
@@ -90,10 +119,53 @@ def all_reduce_mean(value: float | Tensor) -> float | Tensor:
         total = value.detach().clone()
         dist.all_reduce(total)
         return total / world_size()
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # nccl reduces CUDA tensors only
-    total = torch.tensor(float(value), dtype=torch.float64, device=device)
+    total = torch.tensor(float(value), dtype=torch.float64, device=_comm_device())
     dist.all_reduce(total)
     return total.item() / world_size()
+
+
+def shard(count: int) -> list[int]:
+    """This process's items of ``range(count)``: every world_size-th, without padding."""
+    return list(range(rank(), count, world_size()))
+
+
+def _all_gather_rows(x: Tensor, counts: list[int]) -> Tensor:
+    """Every process's rows of ``x`` (process r has ``counts[r]`` rows) in rank order."""
+    device = _comm_device()
+    largest = max(counts)
+    padded = x.new_zeros((largest, *x.shape[1:])).to(device)
+    padded[: len(x)] = x.to(device)
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:count] for part, count in zip(parts, counts)]).cpu()
+
+
+def gather_in_order(values: Tensor, indices: Tensor, total: int) -> Tensor:
+    """Rows computed on every process (``values[i]`` is item ``indices[i]``) assembled in
+    item order on every process. Raises unless each of the ``total`` items is present
+    exactly once: no duplicates from padding, nothing dropped."""
+    if world_size() > 1:
+        count = torch.tensor([len(indices)], device=_comm_device())
+        counts = [torch.zeros_like(count) for _ in range(world_size())]
+        dist.all_gather(counts, count)
+        counts = [int(c) for c in counts]
+        values, indices = _all_gather_rows(values, counts), _all_gather_rows(indices, counts)
+    if sorted(indices.tolist()) != list(range(total)):
+        raise RuntimeError(f"gathered {len(indices)} results for {total} items: some duplicated or missing")
+    ordered = values.new_empty((total, *values.shape[1:]))
+    ordered[indices] = values
+    return ordered
+
+
+@torch.no_grad()
+def broadcast_state(model: nn.Module) -> None:
+    """Every process takes the main process's weights and buffers. DDP keeps parameters
+    equal but each process's BN running statistics follow its own last batches; the
+    sharded test pass must use the model the checkpoint holds."""
+    if world_size() == 1:
+        return
+    for tensor in model.state_dict().values():
+        dist.broadcast(tensor, src=0)
 
 
 @torch.no_grad()

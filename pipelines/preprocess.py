@@ -7,7 +7,6 @@ store) and shardable across machines (``shard=(i, n)``, or torchrun's RANK/WORLD
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +20,7 @@ from . import cache as cache_format
 from .clips import clip_span
 from .layouts import DatasetIndex, VideoEntry, discover_dataset
 from .mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
+from .settings import SettingsError
 from .video import TooShortError, VideoError, decode_video, read_video
 
 #: crashes of a worker process a video may be part of before it is recorded as an error
@@ -57,22 +57,34 @@ class PreprocessSettings:
     limit: int | None = None  # only the first N videos of the (sharded) list, for trials
 
     def __post_init__(self) -> None:
-        if self.frame_codec not in cache_format.FRAME_CHUNKS:
-            raise ValueError(f"--frame-codec {self.frame_codec!r}: choose one of {', '.join(cache_format.FRAME_CHUNKS)}")
-        if not 1 <= self.frame_quality <= 100:
-            raise ValueError(f"--frame-quality {self.frame_quality}: JPEG quality lies in [1, 100]")
-        method = get_method(self.masks)  # ValueError naming the choices
-        if self.colour_context < 0:
-            raise ValueError(f"--colour-context {self.colour_context}: give a number of windows >= 0 (0: the paper's step 4)")
-        if self.colour_context and not method.uses_colour_settings:
-            raise ValueError(f"--colour-context {self.colour_context}: refines the paper's colour step; "
-                             f"it needs --masks paper (asked --masks {self.masks})")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"--decoder {self.decoder!r}: choose one of {', '.join(DECODERS)}")
-        if self.frame_chunk < 0:
-            raise ValueError(f"--frame-chunk {self.frame_chunk}: give a number of frames, or 0 for the codec's own")
-        if self.frame_chunk == 0:  # resolved here, so the cache records what was used
+        # Checked at once, unlike the other commands' settings: frame_chunk 0 resolves to the
+        # codec's own here, so that the cache records what was used.
+        self.validate()
+        if self.frame_chunk == 0:
             object.__setattr__(self, "frame_chunk", cache_format.FRAME_CHUNKS[self.frame_codec])
+
+    def validate(self) -> None:
+        """Raise SettingsError for values no cache can be made with."""
+        if self.frame_codec not in cache_format.FRAME_CHUNKS:
+            raise SettingsError(f"--frame-codec {self.frame_codec!r}: choose one of {', '.join(cache_format.FRAME_CHUNKS)}")
+        if not 1 <= self.frame_quality <= 100:
+            raise SettingsError(f"--frame-quality {self.frame_quality}: JPEG quality lies in [1, 100]")
+        try:
+            method = get_method(self.masks)  # names the choices
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+        if self.colour_context < 0:
+            raise SettingsError(f"--colour-context {self.colour_context}: give a number of windows >= 0 (0: the paper's step 4)")
+        if self.colour_context and not method.uses_colour_settings:
+            raise SettingsError(f"--colour-context {self.colour_context}: refines the paper's colour step; "
+                                f"it needs --masks paper (asked --masks {self.masks})")
+        if self.decoder not in DECODERS:
+            raise SettingsError(f"--decoder {self.decoder!r}: choose one of {', '.join(DECODERS)}")
+        if self.frame_chunk < 0:
+            raise SettingsError(f"--frame-chunk {self.frame_chunk}: give a number of frames, or 0 for the codec's own")
+        shard_index, shard_count = self.shard
+        if not 0 <= shard_index < shard_count:
+            raise SettingsError(f"--shard {shard_index}/{shard_count}: the index must lie in [0, {shard_count})")
 
     def content_settings(self) -> dict:
         """The settings that decide what the cache holds; a resume must match them."""
@@ -126,13 +138,6 @@ class PreprocessSummary:
 
 
 ProgressCallback = Callable[[VideoResult | None, int, int], None]  # (result or None at start, finished, total)
-
-
-def shard_from_environment() -> tuple[int, int] | None:
-    """torchrun's (RANK, WORLD_SIZE) when launched by it, else None."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    return None
 
 
 def source_stamp(path: Path) -> dict:
@@ -205,8 +210,6 @@ def _process_in_worker(entry: VideoEntry, settings: PreprocessSettings, dataset_
 def plan(index: DatasetIndex, settings: PreprocessSettings) -> tuple[list[VideoEntry], list[VideoEntry]]:
     """(this shard's entries, those of them still to do)."""
     shard_index, shard_count = settings.shard
-    if not 0 <= shard_index < shard_count:
-        raise ValueError(f"--shard {shard_index}/{shard_count}: the index must lie in [0, {shard_count})")
     mine = index.entries[shard_index::shard_count]
     if settings.limit is not None:
         mine = mine[: settings.limit]

@@ -28,135 +28,41 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from pipelines import distributed
+from pipelines.atomic_files import atomic_write_text
 from pipelines.augment import AugmentStrengths, ClipAugment
-from pipelines.cache import CacheError, open_cache
+from pipelines.cache import open_cache
 from pipelines.checkpoints import (
     CheckpointError,
-    atomic_save,
     checkpoint_dir,
-    epoch_path,
     latest_path,
     load_checkpoint,
     make_checkpoint,
 )
-from pipelines.clips import ClipDataset, clip_span
-from pipelines.devices import autocast_context, autocast_dtype, channels_last_3d_ok, pin_memory, resolve_device
-from pipelines.fame import fame_merge, parse_beta
-from pipelines.models import BACKBONES, build_backbone
+from pipelines.devices import autocast_context, channels_last_3d_ok, resolve_device
+from pipelines.fame import fame_merge
+from pipelines.models import build_backbone
 from pipelines.moco import MoCo
+from pipelines.pretrain_data import build_loader, check_cache_fits, queue_warning
+from pipelines.pretrain_settings import RESUMABLE_CHANGES, PretrainSettings
+from pipelines.settings import SettingsError, changed_settings
+from pipelines.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
 
-SCHEDULES = ("cosine", "constant")
-# The paper's code: a 2-layer MLP head for R(2+1)D, a linear one for I3D.
-DEFAULT_MLP = {"r2plus1d_18": True, "r3d_18": True, "i3d": False, "small": True}
-# Settings a resumed run may change (paths may differ on another machine); any other change
-# needs a new run directory.
-RESUMABLE_CHANGES = frozenset(
-    {"cache", "run_dir", "source", "epochs", "device", "workers", "log_every", "checkpoint_every",
-     "max_steps_per_epoch", "amp", "channels_last", "recipe"}
-)
 METRICS = "metrics.jsonl"
 SETTINGS = "settings.json"
 VIEWS = 2  # clips per sample: the query and the key
-# Warn when the queue holds more than this many keys per training video: the paper's
-# Kinetics queue (65536) on a small set is mostly stale keys of the same few videos.
-QUEUE_KEYS_PER_VIDEO = 10
-# Below this many videos the demo's recipe fits; above it, the paper's UCF101 one.
-SMALL_DATASET = 1000
-LOADER_PREFETCH = 4  # batches each loader worker prepares ahead
-
-
-class SettingsError(ValueError):
-    """The settings are inconsistent, or do not fit the run directory."""
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run stopped without saving."""
-
-
-@dataclass(frozen=True)
-class PretrainSettings:
-    """Everything ``fame pretrain`` was asked; saved as RUN/settings.json and in every checkpoint."""
-
-    cache: str  # the Zarr cache written by `fame preprocess`
-    run_dir: str  # checkpoints/, settings.json and metrics.jsonl go here
-    arch: str = "r2plus1d_18"  # backbone: r2plus1d_18 | r3d_18 | i3d | small
-    epochs: int = 200  # epochs to reach (a resumed run continues up to this)
-    batch_size: int = 64  # global batch of videos per step, split evenly over processes (the paper's -b)
-    clip_len: int = 16  # frames per clip
-    stride: int = 2  # temporal stride between a clip's frames
-    crop: int = 112  # side of the random resized crop, in pixels
-    fame: bool = True  # merge the query's foreground with another clip's background; False: MoCo baseline
-    beta: float | str = 0.5  # share of each cropped query kept as foreground ("portion of the foreground"); "auto": fitted per crop (ours)
-    grayscale_p: float = 0.2  # per clip, after FAME: probability of grayscale (paper: 0.2)
-    jitter_p: float = 0.8  # per clip: probability of colour jitter (0.4, 0.4, 0.4, 0.1) (paper: 0.8)
-    blur_p: float = 0.5  # per clip: probability of Gaussian blur, sigma in [0.1, 2] (paper: 0.5)
-    queue: int = 65536  # MoCo negatives K (paper: 65536 on Kinetics-400, 2048 on UCF101)
-    moco_dim: int = 128  # output size of the projection head
-    momentum: float = 0.999  # m of the key encoder's momentum update
-    temperature: float = 0.1  # softmax temperature
-    mlp: bool | None = None  # 2-layer MLP head; None: the paper's choice for the backbone (MLP except I3D)
-    bn_splits: int = 2  # one process only: BN sub-batches that simulate shuffle-BN across GPUs
-    lr: float = 0.01  # peak learning rate (SGD)
-    weight_decay: float = 1e-4  # SGD weight decay
-    sgd_momentum: float = 0.9  # SGD momentum
-    schedule: str = "cosine"  # learning-rate schedule over all steps: cosine | constant
-    warmup: int = 0  # epochs of linear warm-up before the schedule
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    workers: int = 4  # DataLoader worker processes per training process (0: in the training process)
-    seed: int = 0  # seeds the model, the data and the augmentations
-    split: str = "train"  # which videos of the cache: a split name, or "all"
-    fold: int = 1  # which fold for datasets with folded splits (UCF101, HMDB51)
-    checkpoint_every: int = 10  # keep RUN/checkpoints/epoch_XXXX.pt every N epochs (latest.pt every epoch)
-    log_every: int = 10  # a metrics line every N steps (and at the end of each epoch)
-    max_steps_per_epoch: int | None = None  # cut epochs short (demos, benchmarks); None: whole epochs
-    amp: bool = True  # mixed precision on CUDA (no effect on CPU)
-    channels_last: bool | None = None  # channels-last-3d memory layout; None: on CUDA only
-    source: str | None = None  # where a --no-frames cache's videos are, if not where it was made
-    recipe: str | None = None  # the recipe these settings came from (name@version), if any
-
-    def validate(self) -> None:
-        """Raise SettingsError for values no run can use."""
-        problems = []
-        if self.arch not in BACKBONES:
-            problems.append(f"arch {self.arch!r} is not one of {', '.join(BACKBONES)}")
-        if self.schedule not in SCHEDULES:
-            problems.append(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
-        for name in ("epochs", "batch_size", "clip_len", "stride", "crop", "queue", "moco_dim", "bn_splits",
-                     "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            problems.append(f"max_steps_per_epoch must be at least 1, got {self.max_steps_per_epoch}")
-        try:
-            parse_beta(self.beta)
-        except ValueError as error:
-            problems.append(str(error))
-        for name in ("grayscale_p", "jitter_p", "blur_p"):
-            if not 0 <= getattr(self, name) <= 1:
-                problems.append(f"{name} is a probability and must lie in [0, 1], got {getattr(self, name)}")
-        if not 0 <= self.momentum < 1:
-            problems.append(f"momentum must lie in [0, 1), got {self.momentum}")
-        if self.lr <= 0 or self.temperature <= 0:
-            problems.append("lr and temperature must be positive")
-        if self.warmup < 0 or self.workers < 0:
-            problems.append("warmup and workers cannot be negative")
-        if problems:
-            raise SettingsError("; ".join(problems))
-
-    @property
-    def use_mlp(self) -> bool:
-        return DEFAULT_MLP.get(self.arch, True) if self.mlp is None else self.mlp
 
 
 ProgressCallback = Callable[[str, dict], None]  # (event, data): "start", "warning", "step", "epoch"
@@ -176,107 +82,8 @@ class PretrainResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# The FAME step and the step's data
-# ---------------------------------------------------------------------------------------------
-
-
-def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """A well-mixed seed for one process's epoch."""
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """Yields ``(epoch, index)`` from a DistributedSampler, so persistent loader workers draw
-    each epoch's clips without being told the epoch (``PairDataset`` takes such pairs)."""
-
-    def __init__(self, sampler: torch.utils.data.DistributedSampler):
-        self.sampler = sampler
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self):
-        return ((self.epoch, index) for index in self.sampler)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
-class PairDataset(ClipDataset):
-    """``ClipDataset`` in pretrain mode, indexed by the ``(epoch, index)`` pairs of ``EpochSampler``."""
-
-    def __getitem__(self, item: tuple[int, int]) -> dict:
-        epoch, index = item
-        return self.sample(index, epoch=epoch)
-
-
-# ---------------------------------------------------------------------------------------------
 # Checks at start: fail in one line before any training, not mid-epoch
 # ---------------------------------------------------------------------------------------------
-
-
-def check_cache_fits(reader, settings: PretrainSettings, *, world: int) -> tuple[list[str], list[str]]:
-    """The videos this run trains on, and those skipped as too short for one clip.
-
-    Raises CacheError when the cache cannot serve the run at all: no video long enough, crop
-    larger than the stored frames, missing soft masks (FAME), missing source videos (a
-    ``--no-frames`` cache), fewer videos than one batch.
-    """
-    ids = reader.split(settings.split, settings.fold)
-    if not ids:
-        raise CacheError(f"{reader.path}: split {settings.split!r} (fold {settings.fold}) has no finished video")
-    infos = {vid: reader.info(vid) for vid in ids}
-    span = clip_span(settings.clip_len, settings.stride)
-    fits = [vid for vid in ids if infos[vid]["num_frames"] >= span]
-    skipped = [vid for vid in ids if infos[vid]["num_frames"] < span]
-    if not fits:
-        longest = max(info["num_frames"] for info in infos.values())
-        raise CacheError(
-            f"{reader.path}: no video has the {span} frames a {settings.clip_len}x{settings.stride} clip spans "
-            f"(longest: {longest}); lower --clip-len/--stride"
-        )
-    short_side = min(min(infos[vid]["height"], infos[vid]["width"]) for vid in fits)
-    if settings.crop > short_side:
-        raise CacheError(
-            f"{reader.path}: --crop {settings.crop} is larger than the cached frames (short side {short_side}); "
-            f"use --crop {short_side} or less, or preprocess with --short-side {settings.crop} or more"
-        )
-    if settings.fame:
-        missing = [vid for vid in fits if not reader.has_masks(vid)]
-        if missing:
-            raise CacheError(
-                f"{reader.path}: {len(missing)} video(s) have no soft masks (e.g. {missing[0]}); "
-                "rebuild the cache with `fame preprocess`, or train with --no-fame"
-            )
-    if not reader.has_frames:
-        first = reader.source / infos[fits[0]]["path"]
-        if not first.is_file():
-            raise CacheError(
-                f"{reader.path}: a --no-frames cache reads its videos from {reader.source}, but {first} is "
-                "missing; pass --source DATASET_ROOT"
-            )
-    per_process = settings.batch_size // world
-    if len(fits) // world < per_process:
-        raise CacheError(
-            f"{reader.path}: {len(fits)} usable videos cannot fill one batch of {settings.batch_size}"
-            + (f" on {world} processes" if world > 1 else "")
-            + "; lower --batch-size"
-        )
-    return fits, skipped
-
-
-def queue_warning(settings: PretrainSettings, videos: int) -> str | None:
-    """One line when the queue holds many times more keys than the data has videos (None
-    otherwise), naming the recipe that fits. Issue 12 reports the defaults (queue 65536, key
-    momentum 0.999) learning nothing in 400 steps on 144 videos (contrastive top-1 0.4%)."""
-    if settings.queue <= QUEUE_KEYS_PER_VIDEO * videos:
-        return None
-    fits = ("--config synth_small (queue 64, key momentum 0.99), or --queue below the video count with "
-            "--momentum 0.99" if videos < SMALL_DATASET else "--config ucf101_r2plus1d_112 (queue 2048)")
-    return (f"--queue {settings.queue} holds {settings.queue // max(videos, 1)}x more keys than the {videos} training "
-            f"videos: most negatives are stale keys of the same videos and MoCo may learn nothing; use {fits}")
 
 
 def check_batch(settings: PretrainSettings, world: int) -> int:
@@ -314,14 +121,9 @@ def check_resume(run_dir: Path, settings: PretrainSettings, resume: bool) -> dic
         kept = sorted(checkpoint_dir(run_dir).glob("epoch_*.pt"))
         hint = f"; the newest epoch checkpoint is {kept[-1]}: copy it to {latest} to resume from it" if kept else ""
         raise CheckpointError(f"{error}{hint}") from None
-    saved = checkpoint["settings"]
-    changed = sorted(
-        name for name, value in asdict(settings).items()
-        if name not in RESUMABLE_CHANGES and saved.get(name) != value
-    )
-    if changed:
-        detail = ", ".join(f"{name}: {saved.get(name)!r} -> {getattr(settings, name)!r}" for name in changed)
-        raise SettingsError(f"{run_dir} was started with other settings ({detail}); resume with the same options")
+    changes = changed_settings(checkpoint["settings"], asdict(settings), resumable=RESUMABLE_CHANGES, only_asked=True)
+    if changes:
+        raise SettingsError(f"{run_dir} was started with other settings ({changes}); resume with the same options")
     return checkpoint
 
 
@@ -402,9 +204,7 @@ class MetricsLog:
 
 
 def write_settings(run_dir: Path, settings: PretrainSettings) -> None:
-    temporary = run_dir / f".{SETTINGS}.tmp"
-    temporary.write_text(json.dumps(asdict(settings), indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, run_dir / SETTINGS)
+    atomic_write_text(run_dir / SETTINGS, json.dumps(asdict(settings), indent=2) + "\n")
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -425,23 +225,15 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         self.optimizer, self.scheduler = build_optimizer(self.model, settings, steps_per_epoch)
-        use_scaler = settings.amp and device.type == "cuda" and autocast_dtype(device) == torch.float16
-        self.scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        self.scaler = grad_scaler(device, amp=settings.amp)
         self.augment = ClipAugment(AugmentStrengths(
             grayscale_p=settings.grayscale_p, jitter_p=settings.jitter_p, blur_p=settings.blur_p)).to(device)
         self.generator = torch.Generator(device=device)  # merge permutations and augmentations
-        self.trained = self.model
-        if distributed.world_size() > 1:
-            device_ids = [device] if device.type == "cuda" else None
-            self.trained = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        self.trained = distributed.wrap_ddp(self.model, device)
 
     def restore(self, checkpoint: dict) -> tuple[int, int]:
         """Load a checkpoint's model (with its queue), optimiser, schedule and scaler; returns (epoch, step)."""
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        if checkpoint.get("scaler"):
-            self.scaler.load_state_dict(checkpoint["scaler"])
+        restore_training_state(checkpoint, self.model, self.optimizer, self.scheduler, self.scaler)
         return checkpoint["epoch"], checkpoint["step"]
 
     def start_epoch(self, epoch: int) -> None:
@@ -486,34 +278,12 @@ class Trainer:
 
     def checkpoint(self, *, epochs_done: int, step: int, metrics: dict) -> dict:
         return make_checkpoint(
-            kind="pretrain", settings=asdict(self.settings), model=self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            kind="pretrain", settings=asdict(self.settings),
+            **training_state(self.model, self.optimizer, self.scheduler, self.scaler),
             epoch=epochs_done, step=step,
             rng={"seed": self.settings.seed, "epoch": epochs_done, "scheme": "reseeded from (seed, epoch, rank)"},
             metrics=metrics,
         )
-
-
-def build_loader(settings: PretrainSettings, video_ids: list[str], device: torch.device, per_process: int):
-    """The pretraining loader (persistent workers, pinned memory on CUDA) and its sampler."""
-    dataset = PairDataset(
-        settings.cache, video_ids, clip_len=settings.clip_len, stride=settings.stride, crop=settings.crop,
-        mode="pretrain", with_masks=settings.fame, seed=settings.seed, source=settings.source,
-    )
-    sampler = EpochSampler(torch.utils.data.DistributedSampler(
-        dataset, num_replicas=distributed.world_size(), rank=distributed.rank(), shuffle=True,
-        seed=settings.seed, drop_last=True,
-    ))
-    workers = settings.workers
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=per_process, sampler=sampler, drop_last=True, num_workers=workers,
-        pin_memory=pin_memory(device), persistent_workers=workers > 0,
-        # not fork: the training process may already run zarr's and torch's threads
-        multiprocessing_context="forkserver" if workers > 0 else None,
-        prefetch_factor=LOADER_PREFETCH if workers > 0 else None,
-    )
-    return sampler, loader
 
 
 def run_pretrain(
@@ -625,11 +395,7 @@ def _mean_record(records: list[dict]) -> dict:
 def save_checkpoint(checkpoint: dict, run_dir: Path, settings: PretrainSettings) -> None:
     """latest.pt every epoch, epoch_XXXX.pt every ``checkpoint_every`` epochs and at the end."""
     epochs_done = checkpoint["epoch"]
-    atomic_save(checkpoint, latest_path(run_dir))
-    if epochs_done % settings.checkpoint_every == 0 or epochs_done == settings.epochs:
-        atomic_save(checkpoint, epoch_path(run_dir, epochs_done))
+    keep = epochs_done % settings.checkpoint_every == 0 or epochs_done == settings.epochs
+    save_epoch_checkpoint(checkpoint, run_dir, keep=keep)
 
 
-def settings_fields() -> dict[str, object]:
-    """Field name -> default (``dataclasses.MISSING`` for required ones), for recipes and the CLI."""
-    return {f.name: f.default for f in fields(PretrainSettings)}

@@ -24,7 +24,8 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
 from pipelines.fame import BETA_AUTO
-from pipelines.pretrain import PretrainSettings, SettingsError, settings_fields
+from pipelines.pretrain_settings import PretrainSettings, settings_fields
+from pipelines.settings import SettingsError
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 # Where the data and the run go is the user's, never a recipe's.

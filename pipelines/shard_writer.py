@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic_files import atomic_write_bytes, atomic_write_text
+
 #: a missing inner chunk's (offset, nbytes) in the shard index
 EMPTY = 2**64 - 1
 #: the inner-chunk codecs this module writes
@@ -86,10 +88,9 @@ def array_metadata(
 
 
 def write_json(path: Path, document: dict) -> None:
-    """Write a JSON file atomically: a reader sees the old file or the new one, never a part."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    os.replace(temporary, path)
+    """Write a JSON file atomically: a reader sees the old file or the new one, never a part
+    (not flushed to disk: see ``atomic_files``; a cache's half-written video is redone)."""
+    atomic_write_text(path, json.dumps(document, indent=2), durable=False)
 
 
 def encode_shard(rows: np.ndarray, *, chunk_length: int, shard_length: int, encode) -> bytes:
@@ -146,7 +147,4 @@ def write_sharded_array(
                                shard_length=shard_length, encode=encode)
         target = path.joinpath("c", str(shard), *(["0"] * (data.ndim - 1)))
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(encoded)
-        os.replace(temporary, target)
+        atomic_write_bytes(target, encoded, durable=False)

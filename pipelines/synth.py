@@ -27,6 +27,9 @@ from typing import Callable
 
 import numpy as np
 
+from .atomic_files import atomic_path
+from .settings import SettingsError
+
 #: The motion classes: name -> description. Each is invariant under a horizontal flip.
 MOTIONS = {
     "Horizontal": "oscillates left and right",
@@ -59,6 +62,11 @@ class SynthSettings:
     test_every: int = 4  # in fold k, video i is a test video when i % test_every == k - 1
     codec: str = "mpeg4"  # "mpeg4" (AVI, as UCF101 ships) or "h264" (as Kinetics ships)
     keyframe_interval: int = 12  # frames from one keyframe to the next (PyAV's default; x264's own is 250)
+
+    def validate(self) -> None:
+        """Raise SettingsError for values no dataset can be made with."""
+        if not 1 <= self.classes <= len(MOTIONS):
+            raise SettingsError(f"--classes must be between 1 and {len(MOTIONS)}, got {self.classes}")
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int) -> np.ndarray:
@@ -191,8 +199,9 @@ def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4"
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with av.open(str(partial), mode="w", format="avi" if path.suffix == ".avi" else "mp4") as container:
+    container_format = "avi" if path.suffix == ".avi" else "mp4"
+    # not durable: the data set is made again from its seed
+    with atomic_path(path, durable=False) as partial, av.open(str(partial), mode="w", format=container_format) as container:
         stream = container.add_stream("libx264" if codec == "h264" else "mpeg4", rate=round(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -207,7 +216,6 @@ def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4"
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    partial.replace(path)
 
 
 def ground_truth_path(out_dir: Path, relative_video_path: str) -> Path:
@@ -229,8 +237,7 @@ def load_ground_truth(out_dir: Path, relative_video_path: str) -> np.ndarray:
 
 def write_dataset(settings: SynthSettings, progress: Callable[[int, int], None] | None = None) -> Path:
     """Write the whole dataset; returns the video root (``OUT_DIR/UCF-101``)."""
-    if not 1 <= settings.classes <= len(MOTIONS):
-        raise ValueError(f"--classes must be between 1 and {len(MOTIONS)}, got {settings.classes}")
+    settings.validate()
     out = Path(settings.out_dir)
     root = out / "UCF-101"
     lists = out / "ucfTrainTestlist"

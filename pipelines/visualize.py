@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from . import animation, contact_sheet as pictures
+from .atomic_files import atomic_write_text
 from .augment import normalise
 from .cache import CacheError, open_cache, video_id_for
 from .clips import clip_span
@@ -41,6 +42,7 @@ from .ground_truth import GroundTruthError, clip_ground_truth, synth_ground_trut
 from .html_index import write_index
 from .mask_methods import MaskParameters, compute_video_masks, get_method
 from .mask_quality import foreground_kept, mask_agreement, roc_auc
+from .settings import SettingsError
 from .video import VideoError
 
 FORMATS = ("png", "gif", "mp4")
@@ -63,7 +65,7 @@ class VisualizeSettings:
     output: str  # folder for index.html, the pictures and the reports (created)
     videos: tuple[str, ...] = ()  # video ids or paths below the dataset root; empty: sample
     sample: int = 16  # without `videos`: how many to draw, spread over the classes
-    split: str | None = None  # draw from this split (train/test/...); None or "all": every video
+    split: str | None = "all"  # draw from this split (train/test/...); "all" (or None): every video
     fold: int = 1  # the split's fold on datasets with several (UCF101, HMDB51)
     format: str = "gif"  # png: contact sheets only; gif or mp4: plus an animation per video
     beta: float | str = 0.5  # share of the frame kept as foreground (step 5); "auto": fitted to each map
@@ -76,6 +78,17 @@ class VisualizeSettings:
     checkpoint: str | None = None  # pretraining checkpoint: adds the encoder's activation maps
     device: str = "auto"  # where the encoder runs: auto|cpu|cuda
     source: str | None = None  # where a --no-frames cache's videos are now, if moved
+
+    def validate(self) -> None:
+        """Raise SettingsError for values no run can use."""
+        if self.format not in FORMATS:
+            raise SettingsError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        try:
+            parse_beta(self.beta)
+            for method in self.compare:
+                get_method(method)  # names the choices
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
 
 
 ProgressCallback = Callable[[int, int], None]  # (videos done, total)
@@ -397,18 +410,12 @@ def _json_safe(value):
 
 
 def _write_json(path: Path, content: dict) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(_json_safe(content), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    partial.replace(path)
+    atomic_write_text(path, json.dumps(_json_safe(content), indent=2, ensure_ascii=False) + "\n")
 
 
 def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None = None) -> dict:
     """Write the pictures, ``index.html`` and the reports; returns the report (as in ``report.json``)."""
-    if settings.format not in FORMATS:
-        raise ValueError(f"unknown format {settings.format!r}; choose one of {', '.join(FORMATS)}")
-    parse_beta(settings.beta)  # ValueError, one line
-    for method in settings.compare:
-        get_method(method)  # ValueError naming the choices
+    settings.validate()
     started = time.perf_counter()
     cache = open_cache(settings.cache, source=settings.source)
     own_method = cache.mask_method[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -19,18 +20,12 @@ from pipelines.bg_swap import SwappedClipDataset, swap_partners
 from pipelines.cache import open_cache
 from pipelines.checkpoint_formats import read_checkpoint
 from pipelines.checkpoints import atomic_save, latest_path, load_checkpoint, make_checkpoint
+from pipelines.classifier_training import lr_milestones
 from pipelines.clips import ClipDataset
 from pipelines import distributed
-from pipelines.evaluate import (
-    EvaluateError,
-    EvaluateSettings,
-    gather_in_order,
-    lr_milestones,
-    read_config,
-    resolve_settings,
-    run_evaluate,
-    shard,
-)
+from pipelines.distributed import gather_in_order, shard
+from pipelines.evaluate import EvaluateError, EvaluateSettings, run_evaluate
+from pipelines.evaluate_settings import default_run_dir, read_config, resolve_settings
 from pipelines.fame import merge_foreground_background
 from pipelines.models import small
 from pipelines.moco import MoCo
@@ -262,6 +257,31 @@ def test_cli_knn_prints_a_table(cache, pretrain_run, tmp_path):
     assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["protocol"] == "knn"
     failed = CliRunner().invoke(app, args + ["--arch", "r3d_18"])
     assert failed.exit_code == 2 and "nothing of the r3d_18 backbone matched" in failed.output
+
+
+def test_without_run_dir_results_go_beside_the_checkpoint(cache, pretrain_run, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fame_cli.main import app
+
+    assert default_run_dir("runs/fame/checkpoints/latest.pt", "knn", 1) == Path("runs/fame/evaluate-knn-fold1")
+    assert default_run_dir("runs/fame/checkpoints/epoch_0010.pt", "linear", 2) == Path(
+        "runs/fame/evaluate-linear-fold2-epoch_0010")
+    assert default_run_dir("models/fame_ucf.pth", "finetune", 1) == Path("models/evaluate-finetune-fold1-fame_ucf")
+    assert default_run_dir(None, "knn", 1) == Path("runs/evaluate-knn-fold1")
+
+    run = tmp_path / "fame"
+    shutil.copytree(pretrain_run, run)
+    elsewhere = tmp_path / "checkout"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    args = ["evaluate", "--cache", str(cache), "--checkpoint", str(run), "--protocol", "knn",
+            "--clips-per-video", "1", "--workers", "0", "--device", "cpu"]
+    outcome = CliRunner().invoke(app, args)
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads((run / "evaluate-knn-fold1" / "metrics.json").read_text())["protocol"] == "knn"
+    assert f"results go to {run / 'evaluate-knn-fold1' / 'metrics.json'}" in outcome.output
+    assert list(elsewhere.iterdir()) == []  # no runs/ tree in the current directory
 
 
 # --- two processes -------------------------------------------------------------------------

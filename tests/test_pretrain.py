@@ -22,15 +22,11 @@ from pipelines.checkpoints import CheckpointError, load_checkpoint
 from pipelines.fame import fame_merge
 from pipelines.moco import MoCo
 from pipelines.preprocess import PreprocessSettings, run_preprocess
-from pipelines.pretrain import (
-    PretrainSettings,
-    SettingsError,
-    TrainingDiverged,
-    check_cache_fits,
-    queue_warning,
-    run_pretrain,
-)
+from pipelines.pretrain import TrainingDiverged, run_pretrain
+from pipelines.pretrain_data import check_cache_fits, queue_warning
+from pipelines.pretrain_settings import PretrainSettings
 from pipelines.recipes import RecipeError, available_recipes, load_recipe, resolve_settings
+from pipelines.settings import SettingsError
 
 SMALL = dict(short_side=32, window=8, stride=2, hop=4)
 # 12 videos, batch 4: 3 steps per epoch of the `small` backbone on 4x24x24 clips.

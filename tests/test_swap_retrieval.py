@@ -14,7 +14,8 @@ from torch import nn
 
 from pipelines.bg_swap import SwappedClipDataset, swap_partners
 from pipelines.cache import open_cache
-from pipelines.evaluate import EvaluateError, EvaluateSettings, _prepare, run_evaluate
+from pipelines.evaluate import EvaluateError, EvaluateSettings, run_evaluate
+from pipelines.evaluate_job import prepare_job as _prepare
 from pipelines.ground_truth import clip_ground_truth, synth_ground_truth
 from pipelines.preprocess import PreprocessSettings, run_preprocess
 from pipelines.swap_retrieval import (
