@@ -20,6 +20,7 @@ from pipelines.evaluate_settings import (
     resolve_checkpoint_path,
     resolve_settings,
 )
+from pipelines.layouts import fold_split_name
 from pipelines.models import build_backbone
 
 Progress = Callable[..., None]  # progress(stage, done, total, **fields)
@@ -73,7 +74,7 @@ def prepare_job(settings: EvaluateSettings, device: torch.device, progress: Prog
 
 def _split_name(reader: CacheReader, name: str, fold: int) -> str:
     splits = reader.splits
-    return name if name in splits or name in ("all", "") else f"{name}{fold}"
+    return name if name in splits or name in ("all", "") else fold_split_name(name, fold)
 
 
 def freeze_backbone(model: nn.Module) -> None:

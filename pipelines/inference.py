@@ -12,13 +12,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from pipelines import distributed
 from pipelines.augment import normalise
 from pipelines.bg_swap import SwappedClipDataset, swap_partners
-from pipelines.clips import ClipDataset
+from pipelines.clips import UINT8_MAX, ClipDataset
 from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory
 from pipelines.evaluate_job import Job
 from pipelines.retrieval import average_clip_features
 from pipelines.swap_retrieval import ground_truth_folder
-
-UINT8_MAX = 255
 
 
 def prepare_clips(clips: Tensor, device: torch.device) -> Tensor:
