@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic_files import atomic_path
+from pipelines.atomic_files import atomic_path
 
 #: H.264 quality (constant rate factor; lower is better, 23 is x264's default)
 MP4_CRF = 20

@@ -7,13 +7,16 @@ cut keeps one of the two as well: checkpoints, a run's settings, results. The ca
 shards and the synthetic videos pass ``durable=False``: they are rebuilt from their
 sources, and a flush per file would slow the cache's writing.
 
->>> atomic_write_text("runs/x/settings.json", "{}\\n")                    # doctest: +SKIP
+>>> atomic_write_text("runs/x/log.txt", "done\\n")                        # doctest: +SKIP
+>>> atomic_write_json("runs/x/settings.json", {"beta": 0.3})             # doctest: +SKIP
 >>> with atomic_path("a.gif") as temporary:                              # doctest: +SKIP
 ...     image.save(temporary, format="GIF")
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import uuid
 from collections.abc import Iterator
@@ -67,3 +70,21 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = Tru
     with atomic_path(path, durable=durable) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def json_safe(value):
+    """``value`` with every non-finite float (NaN, inf) as None, recursively: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, content, *, durable: bool = True) -> Path:
+    """Write ``content`` as indented JSON (UTF-8, NaN/inf as null, a final newline) to ``path``
+    atomically (see the module); returns ``path``."""
+    text = json.dumps(json_safe(content), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return atomic_write_text(path, text, durable=durable)

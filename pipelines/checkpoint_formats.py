@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .checkpoints import why_unreadable
+from pipelines.checkpoints import why_unreadable
 
 FORMATS = ("fame-pretrain", "fame-evaluate", "official-pretrain", "official-finetune", "state-dict")
 OURS = "fame-checkpoint"  # the "format" tag of our own checkpoints

@@ -23,14 +23,15 @@ from typing import Callable
 
 import numpy as np
 
-from .evaluate import EvaluateSettings, run_evaluate
-from .preprocess import PreprocessSettings, run_preprocess
-from .recipes import load_recipe, resolve_settings
-from .settings import SettingsError
-from .pretrain import run_pretrain
-from .swap_retrieval import METRICS as SWAP_METRICS
-from .synth import SynthSettings, write_dataset
-from .visualize import VisualizeSettings, run_visualize
+from pipelines.atomic_files import atomic_write_json, atomic_write_text
+from pipelines.evaluate import EvaluateSettings, run_evaluate
+from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.recipes import load_recipe, resolve_settings
+from pipelines.settings import SettingsError
+from pipelines.pretrain import run_pretrain
+from pipelines.swap_retrieval import METRICS as SWAP_METRICS
+from pipelines.synth import SynthSettings, write_dataset
+from pipelines.visualize import VisualizeSettings, run_visualize
 
 #: the two pretraining variants the demo compares: name -> fame on/off
 VARIANTS = {"moco": False, "fame": True}
@@ -350,7 +351,7 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     started = time.perf_counter()
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "demo.json").write_text(json.dumps(asdict(settings), indent=2))
+    atomic_write_json(out / "demo.json", asdict(settings))
 
     done = _stage(log, "synth: synthetic videos (class = motion, unique static backgrounds)")
     source = make_data(settings, log)
@@ -386,9 +387,9 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     seconds = time.perf_counter() - started
     summary = swap_summary(seeds)
     table = comparison_markdown(results, summary, settings, seconds)
-    (out / "results.md").write_text(table)
+    atomic_write_text(out / "results.md", table)
     comparison_chart(summary, out / "results.png")
-    (out / "results.json").write_text(json.dumps(results_json(settings, seconds, results, seeds, summary), indent=2))
+    atomic_write_json(out / "results.json", results_json(settings, seconds, results, seeds, summary))
     files = {"table": str(out / "results.md"), "chart": str(out / "results.png"),
              "gallery": str(gallery / "index.html"), "json": str(out / "results.json")}
     return {"results": results, "summary": summary, "table": table, "files": files, "seconds": seconds}

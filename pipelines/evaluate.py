@@ -35,19 +35,16 @@ from torch import Tensor
 
 from pipelines import distributed
 from pipelines.devices import resolve_device
-from pipelines.evaluate_job import Log, Progress, build_model, checkpoint_summary, prepare_job
+from pipelines.evaluate_job import Log, Progress, prepare_job
 from pipelines.evaluate_outputs import json_ready, write_outputs
 from pipelines.evaluate_protocols import classifier_protocol, feature_protocol
 from pipelines.evaluate_settings import PROTOCOLS, TRAINED, EvaluateError, EvaluateSettings, read_config
-from pipelines.inference import infer, testing_clips
 from pipelines.swap_retrieval import swap_retrieval_protocol
 
 # Imported from here by others: the CLI and the demo (PROTOCOLS, EvaluateError, EvaluateSettings,
-# read_config, run_evaluate) and, lazily, pipelines.swap_retrieval (build_model, checkpoint_summary,
-# infer, testing_clips).
+# read_config, run_evaluate).
 __all__ = [
-    "PROTOCOLS", "SCHEMA", "EvaluateError", "EvaluateSettings", "build_model", "checkpoint_summary", "infer",
-    "read_config", "run_evaluate", "testing_clips",
+    "PROTOCOLS", "SCHEMA", "EvaluateError", "EvaluateSettings", "read_config", "run_evaluate",
 ]
 
 SCHEMA = "fame-evaluate/1"  # the "schema" field of the output JSON

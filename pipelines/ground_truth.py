@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .synth import unpack_ground_truth
+from pipelines.synth import unpack_ground_truth
 
 #: where ``fame synth`` writes its masks, beside the dataset root
 SYNTH_FOLDER = "ground_truth"

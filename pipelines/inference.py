@@ -4,6 +4,8 @@ each video, and the same videos with their backgrounds swapped."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -15,8 +17,9 @@ from pipelines.bg_swap import SwappedClipDataset, swap_partners
 from pipelines.clips import UINT8_MAX, ClipDataset
 from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory
 from pipelines.evaluate_job import Job
+from pipelines.evaluate_settings import EvaluateError
+from pipelines.ground_truth import synth_ground_truth
 from pipelines.retrieval import average_clip_features
-from pipelines.swap_retrieval import ground_truth_folder
 
 
 def prepare_clips(clips: Tensor, device: torch.device) -> Tensor:
@@ -68,6 +71,19 @@ def testing_clips(job: Job, video_ids: list[str]) -> ClipDataset:
         job.reader.path, video_ids, clip_len=s.clip_len, stride=s.stride, crop=s.crop, mode="test",
         num_clips=s.clips_per_video, with_masks=False, seed=s.seed, source=job.reader.source,
     )
+
+
+def ground_truth_folder(job) -> str:
+    """The ground-truth folder of ``--ground-truth``: the one given, or ``fame synth``'s
+    beside the dataset root. Raises EvaluateError (one line) when there is none."""
+    folder = job.settings.ground_truth_dir or synth_ground_truth(job.reader.dataset.get("root"))
+    if folder is None or not Path(folder).is_dir():
+        raise EvaluateError(
+            f"{job.reader.path}: --ground-truth found no ground-truth folder (fame synth writes one beside the "
+            "dataset root); pass --ground-truth-dir FOLDER (docs/visualize.md gives its format) or leave "
+            "--ground-truth out to use the cache's masks"
+        )
+    return str(folder)
 
 
 def swapped_dataset(job: Job) -> tuple[SwappedClipDataset, np.ndarray]:

@@ -25,8 +25,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import fame, motion_masks, window_maps
-from .clips import UINT8_MAX
+from pipelines import fame, motion_masks, window_maps
+from pipelines.clips import UINT8_MAX
 
 DEFAULT_METHOD = "motion"
 #: what a cache made before ``--masks`` existed holds

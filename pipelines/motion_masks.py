@@ -35,9 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .clips import UINT8_MAX
-from .fame import blur_kernel_size, gaussian_blur, min_max_normalise
-from .window_maps import window_starts
+from pipelines.clips import UINT8_MAX
+from pipelines.fame import blur_kernel_size, gaussian_blur, min_max_normalise
+from pipelines.window_maps import window_starts
 
 #: bumped whenever the maps this method computes change; recorded in the cache's settings
 VERSION = 1

@@ -16,12 +16,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import cache as cache_format
-from .clips import clip_span
-from .layouts import DatasetIndex, VideoEntry, discover_dataset
-from .mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
-from .settings import SettingsError
-from .video import TooShortError, VideoError, decode_video, read_video
+from pipelines import cache as cache_format
+from pipelines.clips import clip_span
+from pipelines.layouts import DatasetIndex, VideoEntry, discover_dataset
+from pipelines.mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
+from pipelines.settings import SettingsError
+from pipelines.video import TooShortError, VideoError, decode_video, read_video
 
 #: crashes of a worker process a video may be part of before it is recorded as an error
 MAX_CRASHES = 2
@@ -163,7 +163,7 @@ def _init_worker() -> None:
     """Per-process set-up: one torch thread (parallelism is by processes), imports done once."""
     import torch
 
-    from . import fame, motion_masks, video  # noqa: F401  (import time is paid here, not by the first video)
+    from pipelines import fame, motion_masks, video  # noqa: F401  (import time is paid here, not by the first video)
 
     torch.set_num_threads(1)
 

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from pipelines import distributed
-from pipelines.atomic_files import atomic_write_text
+from pipelines.atomic_files import atomic_write_json, atomic_write_text
 from pipelines.augment import AugmentStrengths, ClipAugment
 from pipelines.cache import open_cache
 from pipelines.checkpoints import (
@@ -196,7 +196,7 @@ class MetricsLog:
                 step = _step_of(line)
                 if step is not None and step <= keep_until_step:
                     kept.append(line)
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        atomic_write_text(path, "".join(line + "\n" for line in kept))  # a kill here keeps the old log
 
     def write(self, record: dict) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
@@ -204,7 +204,7 @@ class MetricsLog:
 
 
 def write_settings(run_dir: Path, settings: PretrainSettings) -> None:
-    atomic_write_text(run_dir / SETTINGS, json.dumps(asdict(settings), indent=2) + "\n")
+    atomic_write_json(run_dir / SETTINGS, asdict(settings))
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:

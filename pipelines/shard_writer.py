@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic_files import atomic_write_bytes, atomic_write_text
+from pipelines.atomic_files import atomic_write_bytes, atomic_write_text
 
 #: a missing inner chunk's (offset, nbytes) in the shard index
 EMPTY = 2**64 - 1
@@ -39,7 +39,7 @@ def inner_codec(codec: str, level: int, dtype: np.dtype):
         codecs = [bytes_codec, {"name": "zstd", "configuration": {"level": level, "checksum": False}}]
         return codecs, lambda chunk: zstd.encode(np.ascontiguousarray(chunk))
     if codec == "jpeg":
-        from .jpeg_frames import CODEC_NAME, encode_frames
+        from pipelines.jpeg_frames import CODEC_NAME, encode_frames
 
         return [{"name": CODEC_NAME, "configuration": {"quality": level}}], lambda chunk: encode_frames(chunk, level)
     if codec == "raw":

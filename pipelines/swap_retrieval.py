@@ -45,8 +45,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from pipelines.bg_swap import SwappedClipDataset, swap_partners
-from pipelines.ground_truth import synth_ground_truth
+from pipelines.evaluate_job import build_model, checkpoint_summary
+from pipelines.evaluate_settings import EvaluateError
+from pipelines.inference import infer, swapped_dataset, testing_clips
 from pipelines.retrieval import prepare_features, top_k_neighbours
 
 METRICS = ("same_foreground@1", "same_foreground@5", "same_background@1")
@@ -126,47 +127,16 @@ class FrozenClipDataset(Dataset):
 # ---------------------------------------------------------------------------------------------
 
 
-def ground_truth_folder(job) -> str:
-    """The ground-truth folder of ``--ground-truth``: the one given, or ``fame synth``'s
-    beside the dataset root. Raises EvaluateError (one line) when there is none."""
-    from pipelines.evaluate import EvaluateError
-
-    folder = job.settings.ground_truth_dir or synth_ground_truth(job.reader.dataset.get("root"))
-    if folder is None or not Path(folder).is_dir():
-        raise EvaluateError(
-            f"{job.reader.path}: --ground-truth found no ground-truth folder (fame synth writes one beside the "
-            "dataset root); pass --ground-truth-dir FOLDER (docs/visualize.md gives its format) or leave "
-            "--ground-truth out to use the cache's masks"
-        )
-    return str(folder)
-
-
-def swap_gallery(job) -> tuple[SwappedClipDataset, np.ndarray]:
-    """The gallery: each test video's foreground on its partner's background."""
-    s = job.settings
-    partners = swap_partners(len(job.test_ids), seed=s.swap_seed)
-    gallery = SwappedClipDataset(
-        job.reader.path, job.test_ids, partners, clip_len=s.clip_len, stride=s.stride, crop=s.crop,
-        num_clips=s.clips_per_video, beta=s.beta, source=job.reader.source,
-        ground_truth=ground_truth_folder(job) if s.ground_truth else None,
-    )
-    return gallery, partners
-
-
 def score_swap_retrieval(job, model: nn.Module) -> dict:
     """Queries (normal and frozen) against the swap gallery with ``model``'s features.
 
     Returns ``{"metrics", "chance", "frozen": {"metrics", "drop"}, "swap", "features",
     "ranked": (similarities, indices), "frozen_ranked", "partners"}``.
     """
-    from pipelines.evaluate import infer, testing_clips
-
     if len(job.test_ids) < 2:
-        from pipelines.evaluate import EvaluateError
-
         raise EvaluateError(f"{job.reader.path}: swap-retrieval needs at least 2 test videos, "
                             f"the split has {len(job.test_ids)}")
-    gallery_set, partners = swap_gallery(job)
+    gallery_set, partners = swapped_dataset(job)  # each test foreground on its partner's background
     queries_set = testing_clips(job, job.test_ids)
     queries = infer(job, model, queries_set, logits=False, stage="test features")["features"]
     gallery = infer(job, model, gallery_set, logits=False, stage="swap gallery features")["features"]
@@ -188,8 +158,6 @@ def score_swap_retrieval(job, model: nn.Module) -> dict:
 
 def swap_retrieval_protocol(job, result: dict, features: dict) -> None:
     """Fill ``result`` (the evaluate JSON) and ``features`` for ``--protocol swap-retrieval``."""
-    from pipelines.evaluate import build_model, checkpoint_summary
-
     model, report = build_model(job)
     result["checkpoint"] = checkpoint_summary(job, report)
     scores = score_swap_retrieval(job, model)

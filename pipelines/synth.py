@@ -27,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-from .atomic_files import atomic_path
-from .settings import SettingsError
+from pipelines.atomic_files import atomic_path
+from pipelines.settings import SettingsError
 
 #: The motion classes: name -> description. Each is invariant under a horizontal flip.
 MOTIONS = {

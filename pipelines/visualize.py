@@ -20,7 +20,6 @@ the contact sheets and as columns of the quality report, so methods are judged s
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -32,18 +31,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import animation, contact_sheet as pictures
-from .atomic_files import atomic_write_text
-from .augment import normalise
-from .cache import CacheError, open_cache, video_id_for
-from .clips import clip_span
-from .fame import foreground_fraction, merge_foreground_background, parse_beta, random_derangement, select_foreground
-from .ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
-from .html_index import write_index
-from .mask_methods import MaskParameters, compute_video_masks, get_method
-from .mask_quality import foreground_kept, mask_agreement, roc_auc
-from .settings import SettingsError
-from .video import VideoError
+from pipelines import animation, contact_sheet as pictures
+from pipelines.atomic_files import atomic_write_json, json_safe
+from pipelines.augment import normalise
+from pipelines.cache import CacheError, open_cache, video_id_for
+from pipelines.clips import clip_span
+from pipelines.fame import foreground_fraction, merge_foreground_background, parse_beta, random_derangement, select_foreground
+from pipelines.ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
+from pipelines.html_index import write_index
+from pipelines.mask_methods import MaskParameters, compute_video_masks, get_method
+from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc
+from pipelines.settings import SettingsError
+from pipelines.video import VideoError
 
 FORMATS = ("png", "gif", "mp4")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")  # dropped from file names
@@ -251,8 +250,8 @@ def compared_maps(cache, video_id: str, item: dict, methods: tuple[str, ...]) ->
 def load_encoder(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
     """The backbone of a checkpoint (ours from ``fame pretrain``, an official FAME release, or
     a plain state dict; see ``checkpoint_formats``) in eval mode on ``device``, and what was loaded."""
-    from .checkpoint_formats import CheckpointFormatError, load_backbone, read_checkpoint
-    from .models import build_backbone
+    from pipelines.checkpoint_formats import CheckpointFormatError, load_backbone, read_checkpoint
+    from pipelines.models import build_backbone
 
     weights = read_checkpoint(path)
     if not weights.arch:
@@ -398,21 +397,6 @@ def merge_with_backgrounds(items: list[dict], seed: int) -> list[dict]:
     return merged_items
 
 
-def _json_safe(value):
-    """NaN/inf -> None (JSON has no NaN), recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _write_json(path: Path, content: dict) -> None:
-    atomic_write_text(path, json.dumps(_json_safe(content), indent=2, ensure_ascii=False) + "\n")
-
-
 def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None = None) -> dict:
     """Write the pictures, ``index.html`` and the reports; returns the report (as in ``report.json``)."""
     settings.validate()
@@ -429,7 +413,7 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
         raise ValueError(f"--ground-truth {truth_folder}: no such folder")
     model, checkpoint = None, None
     if settings.checkpoint:
-        from .devices import resolve_device
+        from pipelines.devices import resolve_device
 
         model, checkpoint = load_encoder(settings.checkpoint, resolve_device(settings.device))
 
@@ -497,8 +481,8 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
                                   "truth": "union of the true foreground over the clip's frames",
                                   "method": own_method, **summarise_quality(quality[own_method]),
                                   "methods": {method: summarise_quality(per_video) for method, per_video in quality.items()}}
-        _write_json(out / "mask_quality.json", report["mask_quality"])
+        atomic_write_json(out / "mask_quality.json", report["mask_quality"])
     report["seconds"] = time.perf_counter() - started
-    _write_json(out / "report.json", report)
-    report["index"] = str(write_index(out, _json_safe(report)))
-    return _json_safe(report)
+    atomic_write_json(out / "report.json", report)
+    report["index"] = str(write_index(out, json_safe(report)))
+    return json_safe(report)
