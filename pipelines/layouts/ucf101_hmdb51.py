@@ -19,6 +19,15 @@ _HMDB_SPLIT_FILE = re.compile(r"(.+)_test_split([0-9]+)\.txt")
 _HMDB_MEMBERSHIP = {"0": None, "1": "train", "2": "test"}  # 0 = in neither half of the fold
 
 
+def _required(lists: Path | None, dataset: str, what: str, searched, archive: str) -> Path:
+    """``lists``, the folder of a dataset's split files; a LayoutError naming where they were
+    looked for and which official archive to unpack when there is none."""
+    if lists is None:
+        where = ", ".join(map(str, searched))
+        raise LayoutError(f"{dataset}: no {what} in {where}; unpack {archive} or pass --split-dir")
+    return lists
+
+
 # --------------------------------------------------------------------------- UCF101
 
 
@@ -53,13 +62,8 @@ def looks_like_ucf101(source: Path, split_dir: Path | None) -> bool:
 def read_ucf101(source: Path, split_dir: Path | None) -> DatasetIndex:
     """`UCF-101/<Class>/v_<Class>_gXX_cYY.avi` with `ucfTrainTestlist/`: labels from classInd.txt,
     folds from trainlist0N.txt / testlist0N.txt (a label column, if any, is not needed)."""
-    lists = _ucf_lists(source, split_dir)
-    if lists is None:
-        where = ", ".join(map(str, split_file_dirs(source, split_dir, UCF_LISTS)))
-        raise LayoutError(
-            f"UCF101: no {UCF_CLASSES} in {where}; unpack UCF101TrainTestSplits-RecognitionTask.zip "
-            "next to UCF-101/ or pass --split-dir"
-        )
+    lists = _required(_ucf_lists(source, split_dir), "UCF101", UCF_CLASSES, split_file_dirs(source, split_dir, UCF_LISTS),
+                      "UCF101TrainTestSplits-RecognitionTask.zip next to UCF-101/")
     classes = _read_class_ind(lists / UCF_CLASSES)
     disk = DiskVideos(source)
     out = IndexBuilder(problems=list(disk.problems))
@@ -105,13 +109,8 @@ def looks_like_hmdb51(source: Path, split_dir: Path | None) -> bool:
 def read_hmdb51(source: Path, split_dir: Path | None) -> DatasetIndex:
     """`<class>/<name>.avi` with `<class>_test_split<N>.txt` lines `<name>.avi <0|1|2>`:
     1 = train<N>, 2 = test<N>, 0 = unused (still an entry, in neither split)."""
-    lists = _hmdb_lists(source, split_dir)
-    if lists is None:
-        where = ", ".join(map(str, split_file_dirs(source, split_dir, HMDB_LISTS)))
-        raise LayoutError(
-            f"HMDB51: no <class>_test_split<N>.txt in {where}; unpack test_train_splits.rar "
-            "next to the video folders or pass --split-dir"
-        )
+    lists = _required(_hmdb_lists(source, split_dir), "HMDB51", "<class>_test_split<N>.txt",
+                      split_file_dirs(source, split_dir, HMDB_LISTS), "test_train_splits.rar next to the video folders")
     split_files = _hmdb_split_files(lists)
     classes = sorted({name for name, _ in split_files.values()})
     disk = DiskVideos(source)
