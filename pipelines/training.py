@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipelines.atomic_files import atomic_path
 from pipelines.checkpoints import atomic_save, epoch_path, latest_path
 from pipelines.devices import autocast_dtype
 
@@ -63,8 +64,15 @@ def restore_training_state(checkpoint: dict, model: nn.Module, optimizer, schedu
 
 def save_epoch_checkpoint(checkpoint: dict, run_dir: str | os.PathLike, *, keep: bool = False) -> Path:
     """RUN/checkpoints/latest.pt after every epoch (what a resume starts from); with ``keep``
-    also RUN/checkpoints/epoch_XXXX.pt. Returns latest.pt."""
-    latest = atomic_save(checkpoint, latest_path(run_dir))
-    if keep:
-        atomic_save(checkpoint, epoch_path(run_dir, checkpoint["epoch"]))
+    also RUN/checkpoints/epoch_XXXX.pt, the same bytes: written once, latest.pt a hard link
+    to it (a second write where the filesystem has no hard links). Returns latest.pt."""
+    latest = latest_path(run_dir)
+    if not keep:
+        return atomic_save(checkpoint, latest)
+    kept = atomic_save(checkpoint, epoch_path(run_dir, checkpoint["epoch"]))
+    try:
+        with atomic_path(latest) as temporary:
+            os.link(kept, temporary)  # replacing latest.pt later leaves the epoch's file as it is
+    except OSError:
+        atomic_save(checkpoint, latest)
     return latest
