@@ -105,7 +105,11 @@ def get_method(name: str) -> MaskMethod:
 
 
 def compute_video_masks(frames, method: str, parameters: MaskParameters = MaskParameters()) -> tuple[np.ndarray, list[int]]:
-    """The soft maps of every window of a video (uint8 T, H, W, 3): (uint8 G, h, w, starts)."""
+    """The soft maps of every window of a video (uint8 T, H, W, 3): (uint8 G, h, w, starts).
+
+    A video shorter than one window's span gets one window, its frames with the last one
+    repeated (``window_maps.pad_to_window``, the clip sampler's rule): starts ``[0]``."""
     frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
+    frames, _ = window_maps.pad_to_window(frames, window=parameters.window, stride=parameters.stride)
     maps, starts = get_method(method).compute(frames, parameters)
     return maps.numpy(), list(starts)

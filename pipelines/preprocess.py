@@ -21,7 +21,7 @@ from pipelines.clips import clip_span
 from pipelines.layouts import DatasetIndex, VideoEntry, discover_dataset
 from pipelines.mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
 from pipelines.settings import SettingsError
-from pipelines.video import TooShortError, VideoError, decode_video, read_video
+from pipelines.video import VideoError, decode_video, read_video
 
 #: crashes of a worker process a video may be part of before it is recorded as an error
 MAX_CRASHES = 2
@@ -174,15 +174,10 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
     video_id = cache_format.video_id_for(entry.path)
     path = Path(dataset_root) / entry.path
     cache = settings.cache
-    min_frames = clip_span(settings.window, settings.stride)
+    span = clip_span(settings.window, settings.stride)
     try:
         frames, probe = DECODERS[settings.decoder](path, short_side=settings.short_side)
-        if len(frames) < min_frames:
-            raise TooShortError(
-                path, f"has {len(frames)} frames, fewer than one mask window needs ({min_frames} = "
-                f"{settings.window} frames at stride {settings.stride}); lower --window/--stride or leave it out"
-            )
-        masks, starts = compute_soft_masks(frames, settings)
+        masks, starts = compute_soft_masks(frames, settings)  # a short video: one window, last frame repeated
         info = {
             "path": entry.path, "label": entry.label, "class_name": entry.class_name,
             "num_frames": int(len(frames)), "fps": probe.fps, "height": int(frames.shape[1]),
@@ -191,6 +186,8 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
             "mask_window": {"window": settings.window, "stride": settings.stride, "hop": settings.hop},
             "source_stamp": source_stamp(path),
         }
+        if len(frames) < span:  # how many repeated frames its one mask window holds (docs/cache-format.md)
+            info["window_padding"] = span - len(frames)
         cache_format.write_video(cache, video_id, frames=frames if settings.frames else None, masks=masks, info=info,
                                  frame_codec=settings.frame_codec, frame_quality=settings.frame_quality,
                                  frame_chunk=settings.frame_chunk, zstd_level=settings.zstd_level)

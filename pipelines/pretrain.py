@@ -47,6 +47,7 @@ from pipelines.checkpoints import (
     load_checkpoint,
     make_checkpoint,
 )
+from pipelines.clips import clip_span
 from pipelines.devices import autocast_context, channels_last_3d_ok, resolve_device
 from pipelines.fame import fame_merge
 from pipelines.models import build_backbone
@@ -77,7 +78,7 @@ class PretrainResult:
     steps: int  # optimizer steps in total
     checkpoint: str  # the latest checkpoint
     resumed_from: int | None = None  # epoch the run resumed at, if it did
-    skipped_videos: list[str] = field(default_factory=list)  # too short for one clip
+    short_videos: list[str] = field(default_factory=list)  # shorter than one clip: their last frame repeats
     last_metrics: dict = field(default_factory=dict)
 
 
@@ -318,9 +319,11 @@ def _run(settings: PretrainSettings, device: torch.device, *, resume: bool, prog
     # every check before anything is written or trained
     per_process = check_batch(settings, distributed.world_size())
     reader = open_cache(settings.cache, source=settings.source)
-    video_ids, skipped = check_cache_fits(reader, settings, world=distributed.world_size())
-    if skipped:
-        report("warning", message=f"{len(skipped)} video(s) shorter than one clip are left out, e.g. {skipped[0]}")
+    video_ids, short = check_cache_fits(reader, settings, world=distributed.world_size())
+    if short:
+        span = clip_span(settings.clip_len, settings.stride)
+        report("warning", message=f"{len(short)} video(s) shorter than one clip's {span} frames repeat their last "
+                                  f"frame to fill their clips, e.g. {short[0]}")
     if (message := queue_warning(settings, len(video_ids))) is not None:
         report("warning", message=message)
     run_dir = Path(settings.run_dir)
@@ -344,7 +347,7 @@ def _run(settings: PretrainSettings, device: torch.device, *, resume: bool, prog
            start_epoch=start_epoch, step=step, world_size=distributed.world_size(), device=str(device))
 
     result = PretrainResult(str(run_dir), start_epoch, step, str(latest_path(run_dir)),
-                            resumed_from=start_epoch if checkpoint is not None else None, skipped_videos=skipped)
+                            resumed_from=start_epoch if checkpoint is not None else None, short_videos=short)
     clips_per_step = VIEWS * settings.batch_size
     for epoch in range(start_epoch, settings.epochs):
         trainer.start_epoch(epoch)

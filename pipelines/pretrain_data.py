@@ -48,9 +48,11 @@ class PairDataset(ClipDataset):
 
 
 def check_cache_fits(reader, settings: PretrainSettings, *, world: int) -> tuple[list[str], list[str]]:
-    """The videos this run trains on, and those skipped as too short for one clip.
+    """The videos this run trains on, and those of them shorter than one clip's span.
 
-    Raises CacheError when the cache cannot serve the run at all: no video long enough, crop
+    A short video is kept: its clips repeat its last frame (``pipelines.clips``), as the
+    field's samplers loop or repeat frames, and its one mask window was padded the same way
+    at preprocessing. Raises CacheError when the cache cannot serve the run at all: crop
     larger than the stored frames, missing soft masks (FAME), missing source videos (a
     ``--no-frames`` cache), fewer videos than one batch.
     """
@@ -59,14 +61,8 @@ def check_cache_fits(reader, settings: PretrainSettings, *, world: int) -> tuple
         raise CacheError(f"{reader.path}: split {settings.split!r} (fold {settings.fold}) has no finished video")
     infos = {vid: reader.info(vid) for vid in ids}
     span = clip_span(settings.clip_len, settings.stride)
-    fits = [vid for vid in ids if infos[vid]["num_frames"] >= span]
-    skipped = [vid for vid in ids if infos[vid]["num_frames"] < span]
-    if not fits:
-        longest = max(info["num_frames"] for info in infos.values())
-        raise CacheError(
-            f"{reader.path}: no video has the {span} frames a {settings.clip_len}x{settings.stride} clip spans "
-            f"(longest: {longest}); lower --clip-len/--stride"
-        )
+    fits = list(ids)  # every cached video has at least one frame
+    short = [vid for vid in fits if infos[vid]["num_frames"] < span]
     short_side = min(min(infos[vid]["height"], infos[vid]["width"]) for vid in fits)
     if settings.crop > short_side:
         raise CacheError(
@@ -94,7 +90,7 @@ def check_cache_fits(reader, settings: PretrainSettings, *, world: int) -> tuple
             + (f" on {world} processes" if world > 1 else "")
             + "; lower --batch-size"
         )
-    return fits, skipped
+    return fits, short
 
 
 def queue_warning(settings: PretrainSettings, videos: int) -> str | None:

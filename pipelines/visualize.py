@@ -140,13 +140,12 @@ def clip_indices(info: dict, clip_len: int | None = None, stride: int | None = N
     clip_len = clip_len or window["window"]
     stride = stride or window["stride"]
     span = clip_span(clip_len, stride)
-    if span > info["num_frames"]:
-        raise ValueError(f"a {clip_len}x{stride} clip needs {span} frames, the video has {info['num_frames']}")
-    start = (info["num_frames"] - span) // 2
+    start = max(0, (info["num_frames"] - span) // 2)
     if (clip_len, stride) == (window["window"], window["stride"]):
         starts = np.asarray(info["window_starts"])
         start = int(starts[np.argmin(np.abs(starts - start))])
-    return start + stride * np.arange(clip_len)
+    # a video shorter than the clip repeats its last frame, as training's clips do
+    return np.minimum(start + stride * np.arange(clip_len), info["num_frames"] - 1)
 
 
 # --------------------------------------------------------------------------- the maths

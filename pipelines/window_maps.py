@@ -42,6 +42,24 @@ def window_starts(num_frames: int, *, window: int = 16, stride: int = 2, hop: in
     return starts
 
 
+def pad_to_window(frames: np.ndarray, *, window: int = 16, stride: int = 2) -> tuple[np.ndarray, int]:
+    """A video shorter than one window's span, with its last frame repeated up to the span; and
+    how many frames were added (0: ``frames`` itself, untouched).
+
+    The same rule as the clip sampler (``pipelines.clips.sample_clip_indices`` repeats the last
+    frame of a short video), so the one window of a short video covers exactly the frames its
+    clips are made of. Repeating, not looping: a loop would put a jump from the last frame back to
+    the first inside the window, motion that is not in the video. A 1-frame video becomes a
+    still window (no motion evidence; each method's map of a still). Empty videos raise ValueError.
+    """
+    if len(frames) < 1:
+        raise ValueError("a video with no frames has no mask window")
+    missing = clip_span(window, stride) - len(frames)
+    if missing <= 0:
+        return frames, 0
+    return np.concatenate([frames, np.repeat(frames[-1:], missing, axis=0)]), missing
+
+
 def window_for_clip(starts: list[int], indices, *, window: int = 16, stride: int = 2) -> int:
     """Index into ``starts`` of the window whose centre is nearest the clip's (ties: the earlier window)."""
     indices = np.asarray(indices)

@@ -149,13 +149,11 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(cache, 
 
 
 def test_cache_that_does_not_fit_fails_at_start_in_one_line(cache, tmp_path):
-    run = cli("--cache", str(cache), "--run-dir", str(tmp_path / "run"), *TINY_OPTIONS, "--clip-len", "30")
+    run = cli("--cache", str(cache), "--run-dir", str(tmp_path / "run"), *TINY_OPTIONS, "--crop", "40")
     assert run.returncode == 2 and "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "no video has the 59 frames" in errors[0]
+    assert len(errors) == 1 and "--crop 40 is larger than the cached frames" in errors[0]
     assert not (tmp_path / "run").exists()  # nothing written
-    with pytest.raises(CacheError, match="--crop 40 is larger than the cached frames"):
-        run_pretrain(tiny(cache, tmp_path / "r", crop=40))
     with pytest.raises(CacheError, match="cannot fill one batch"):
         run_pretrain(tiny(cache, tmp_path / "r", batch_size=16, queue=64))
     with pytest.raises(SettingsError, match="does not split into 2 BN"):
@@ -175,7 +173,7 @@ def test_missing_masks_fail_unless_no_fame(cache, tmp_path):
     assert len(fits) == 12 and not skipped
 
 
-def test_videos_too_short_for_a_clip_are_left_out_with_a_warning(tmp_path):
+def test_videos_shorter_than_a_clip_are_kept_and_repeat_their_last_frame(tmp_path):
     root = tmp_path / "data"
     for i, frames in enumerate([30, 30, 30, 30, 10]):
         write_test_video(root / f"class{i % 2}" / f"v{i}.avi", moving_square_video(frames=frames, seed=i))
@@ -183,9 +181,10 @@ def test_videos_too_short_for_a_clip_are_left_out_with_a_warning(tmp_path):
     run_preprocess(PreprocessSettings(source=str(root), cache=str(cache), layout="folder", short_side=32, window=4,
                                       stride=2, hop=2))
     events = []
-    result = run_pretrain(tiny(cache, tmp_path / "run", clip_len=6), progress=lambda e, d: events.append((e, d)))
-    assert result.skipped_videos == ["class0__v4.avi"] and result.steps == 1
-    assert any(e == "warning" and "shorter than one clip" in d["message"] for e, d in events)
+    result = run_pretrain(tiny(cache, tmp_path / "run", clip_len=16), progress=lambda e, d: events.append((e, d)))
+    # clip_len 16 at stride 2 spans 31 frames: every video is short, none is left out
+    assert sorted(result.short_videos) == sorted(open_cache(cache).video_ids) and result.steps == 1
+    assert any(e == "warning" and "repeat their last frame" in d["message"] for e, d in events)
 
 
 def test_corrupt_checkpoint_gives_a_clear_error_and_is_never_overwritten(cache, tmp_path):
