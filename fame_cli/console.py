@@ -22,7 +22,9 @@ def fail(message: str, code: int = 2):
 
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    from .errors import one_line
+
+    console.print(f"[bold red]error:[/] {escape(one_line(message))}", soft_wrap=True)
     raise typer.Exit(code)
 
 

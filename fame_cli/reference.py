@@ -24,6 +24,13 @@ writers never write the same file and a killed writer's videos are redone by the
 run. Run the same command once more without `--shard` at the end to pick up anything a
 dead shard left behind. `docs/cache-format.md` says what readers and `fame info` see
 meanwhile, and gives a SLURM array example.
+
+## Errors
+
+An error you can fix (a missing or damaged file, a setting that cannot work, a full disk)
+ends in one line, `error: FILE: what is wrong; what to do`, and exit status 2 (1 when some
+videos of `fame preprocess` failed, or a pretraining diverged), whichever command or loader
+worker met it (`fame_cli/errors.py`). A traceback means a bug: please report it.
 """
 
 

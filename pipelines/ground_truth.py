@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -49,13 +50,27 @@ def resize_nearest(masks: np.ndarray, height: int, width: int) -> np.ndarray:
     return masks[..., rows[:, None], cols[None, :]]
 
 
+#: what to do about a ground-truth folder that does not serve every video
+FIX = ("regenerate it (fame synth writes one), point --ground-truth-dir at a folder in the format of "
+       "docs/visualize.md, or leave --ground-truth out to use the cache's masks")
+
+
+def _unreadable(path: Path, error: Exception) -> GroundTruthError:
+    return GroundTruthError(f"{path}: not a readable .npz of masks ({type(error).__name__}: {error}); {FIX}")
+
+
 def _from_npz(path: Path, indices: np.ndarray) -> np.ndarray:
-    with np.load(path) as data:
-        if "mask" not in data:
-            raise GroundTruthError(f"{path}: has no array named 'mask'")
-        mask = data["mask"]
-        if "shape" in data:  # bit-packed, as fame synth writes it
-            mask = unpack_ground_truth(mask, data["shape"])
+    try:
+        with np.load(path) as data:
+            if "mask" not in data:
+                raise GroundTruthError(f"{path}: has no array named 'mask'; {FIX}")
+            mask = data["mask"]
+            if "shape" in data:  # bit-packed, as fame synth writes it
+                mask = unpack_ground_truth(mask, data["shape"])
+    except GroundTruthError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # truncated, not a zip, not masks
+        raise _unreadable(path, error) from None
     if mask.ndim != 3:
         raise GroundTruthError(f"{path}: 'mask' must be T, H, W, got shape {mask.shape}")
     if indices.max() >= len(mask):
@@ -80,6 +95,37 @@ def _from_pngs(folder: Path, indices: np.ndarray) -> np.ndarray:
     return np.stack(frames)
 
 
+def _files_of(folder: Path, relative_path: str) -> tuple[Path, Path]:
+    base = folder / relative_path
+    return base.with_suffix(".npz"), base.with_suffix("")
+
+
+def check_ground_truth(folder: str | os.PathLike, relative_paths: list[str]) -> None:
+    """Raise GroundTruthError (one line: the file, what is wrong, what to do) unless every video
+    of ``relative_paths`` has masks in ``folder``: an ``.npz`` that opens and holds ``mask``, or
+    a folder of PNGs. Checked before a run starts, so that it does not stop halfway (or inside a
+    loader worker); cheap: an ``.npz``'s arrays are not decompressed."""
+    folder = Path(folder)
+    missing = []
+    for relative in relative_paths:
+        npz, pngs = _files_of(folder, relative)
+        if npz.is_file():
+            try:
+                with np.load(npz) as data:
+                    if "mask" not in data.files:
+                        raise GroundTruthError(f"{npz}: has no array named 'mask'; {FIX}")
+            except GroundTruthError:
+                raise
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                raise _unreadable(npz, error) from None
+        elif not (pngs.is_dir() and any(p.suffix.lower() == ".png" for p in pngs.iterdir())):
+            missing.append(npz)
+    if missing:
+        more = f" (and {len(missing) - 1} other video(s))" if len(missing) > 1 else ""
+        raise GroundTruthError(f"{missing[0]}: missing, nor is there a folder of PNGs {missing[0].with_suffix('')}/"
+                               f"{more}; {FIX}")
+
+
 def clip_ground_truth(
     folder: str | os.PathLike, relative_path: str, indices, *, height: int, width: int
 ) -> np.ndarray:
@@ -89,12 +135,11 @@ def clip_ground_truth(
     when the folder has no (usable) masks for it.
     """
     indices = np.asarray(indices, dtype=np.intp)
-    base = Path(folder) / relative_path
-    npz, pngs = base.with_suffix(".npz"), base.with_suffix("")
+    npz, pngs = _files_of(Path(folder), relative_path)
     if npz.is_file():
         masks = _from_npz(npz, indices)
     elif pngs.is_dir():
         masks = _from_pngs(pngs, indices)
     else:
-        raise GroundTruthError(f"no ground truth for {relative_path} (looked for {npz} and {pngs}/)")
+        raise GroundTruthError(f"no ground truth for {relative_path} (looked for {npz} and {pngs}/); {FIX}")
     return resize_nearest(masks, height, width)

@@ -18,7 +18,7 @@ from pipelines.clips import UINT8_MAX, ClipDataset
 from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory
 from pipelines.evaluate_job import Job
 from pipelines.evaluate_settings import EvaluateError
-from pipelines.ground_truth import synth_ground_truth
+from pipelines.ground_truth import check_ground_truth, synth_ground_truth
 from pipelines.retrieval import average_clip_features
 
 
@@ -75,7 +75,8 @@ def testing_clips(job: Job, video_ids: list[str]) -> ClipDataset:
 
 def ground_truth_folder(job) -> str:
     """The ground-truth folder of ``--ground-truth``: the one given, or ``fame synth``'s
-    beside the dataset root. Raises EvaluateError (one line) when there is none."""
+    beside the dataset root. Raises EvaluateError (one line) when there is none, GroundTruthError
+    (one line) when it lacks (or cannot read) the masks of a test video."""
     folder = job.settings.ground_truth_dir or synth_ground_truth(job.reader.dataset.get("root"))
     if folder is None or not Path(folder).is_dir():
         raise EvaluateError(
@@ -83,6 +84,7 @@ def ground_truth_folder(job) -> str:
             "dataset root); pass --ground-truth-dir FOLDER (docs/visualize.md gives its format) or leave "
             "--ground-truth out to use the cache's masks"
         )
+    check_ground_truth(folder, [job.reader.info(vid)["path"] for vid in job.test_ids])
     return str(folder)
 
 
