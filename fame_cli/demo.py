@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.demo import DemoSettings, run_demo
+from pipelines.demo_settings import DemoSettings  # light: torch loads when the command runs
 from pipelines.settings import SettingsError
 
 from .console import console, fail
@@ -35,6 +35,8 @@ def demo(
 
     Example: fame demo --out demo-output
     """
+    from pipelines.demo import run_demo
+
     settings = DemoSettings(**given_options(ctx, DemoSettings))
     try:
         settings.validate()

@@ -9,13 +9,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pipelines.cache import CacheError
-from pipelines.checkpoint_formats import CheckpointFormatError
-from pipelines.checkpoints import CheckpointError
-from pipelines.evaluate import PROTOCOLS, EvaluateError, EvaluateSettings, read_config, run_evaluate
 
 from .console import console, fail, out, progress_bar
 from .options import given_options
+
+#: ``pipelines.evaluate_settings.PROTOCOLS`` (a test keeps them equal), written out so that
+#: ``--help`` does not load torch
+PROTOCOLS = ("finetune", "linear", "retrieval", "knn", "swap-retrieval")
 
 
 class StageProgress:
@@ -129,6 +129,11 @@ def evaluate(
 
     Example: fame evaluate --cache synth.zarr --checkpoint runs/fame --protocol swap-retrieval --ground-truth
     """
+    from pipelines.cache import CacheError
+    from pipelines.checkpoint_formats import CheckpointFormatError
+    from pipelines.checkpoints import CheckpointError
+    from pipelines.evaluate import EvaluateError, EvaluateSettings, read_config, run_evaluate
+
     progress = StageProgress()
     try:
         values = read_config(config) if config else {}

@@ -9,15 +9,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cache import CacheError
-from pipelines.checkpoints import CheckpointError
-from pipelines.distributed import launch_rank
-from pipelines.fame import parse_beta
-from pipelines.pretrain import TrainingDiverged, run_pretrain
-from pipelines.pretrain_settings import PretrainSettings
-from pipelines.recipes import load_recipe, resolve_settings
-from pipelines.settings import SettingsError
-from pipelines.video import VideoError
+from pipelines.pretrain_settings import PretrainSettings  # light: torch loads when the command runs
 
 from .console import console, fail, progress_bar
 from .options import defaults, given_options
@@ -77,6 +69,15 @@ def pretrain(
     Many processes: torchrun --nproc-per-node 8 -m fame_cli pretrain --cache k400.zarr
     --run-dir runs/k400 --config k400_i3d_224
     """
+    from pipelines.cache import CacheError
+    from pipelines.checkpoints import CheckpointError
+    from pipelines.distributed import launch_rank
+    from pipelines.fame import parse_beta
+    from pipelines.pretrain import TrainingDiverged, run_pretrain
+    from pipelines.recipes import load_recipe, resolve_settings
+    from pipelines.settings import SettingsError
+    from pipelines.video import VideoError
+
     main = launch_rank() == 0  # only rank 0 prints
     given = given_options(ctx, PretrainSettings)
     try:

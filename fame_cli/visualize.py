@@ -8,10 +8,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cache import CacheError
-from pipelines.fame import parse_beta
-from pipelines.video import VideoError
-from pipelines.visualize import FORMATS, VisualizeSettings, run_visualize
+from pipelines.visualize_settings import FORMATS, VisualizeSettings  # light: torch loads when the command runs
 
 from .console import console, fail, progress_bar
 from .options import GIVEN, defaults, given_options
@@ -57,6 +54,11 @@ def visualize_masks(
 
     Example: fame visualize-masks --cache ucf101.zarr --output masks --sample 16
     """
+    from pipelines.cache import CacheError
+    from pipelines.fame import parse_beta
+    from pipelines.video import VideoError
+    from pipelines.visualize import run_visualize
+
     given = given_options(ctx, VisualizeSettings)
     for name in ("videos", "compare"):  # repeated options, each maybe a comma-separated list
         if name in given:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from pipelines.atomic_files import atomic_write_json, atomic_write_text
+from pipelines.demo_settings import DemoSettings  # noqa: F401  (re-exported)
 from pipelines.evaluate import EvaluateSettings, run_evaluate
 from pipelines.preprocess import PreprocessSettings, run_preprocess
 from pipelines.recipes import load_recipe, resolve_settings
@@ -42,34 +43,6 @@ TABLE_METRICS = (
     ("retrieval", "recall@5", "retrieval recall@5 (%)"),
 )
 SWAP = "swap-retrieval"
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """What the demo runs; saved in ``OUT/demo.json``."""
-
-    out_dir: str = "demo-output"  # everything goes here: data, cache, runs, masks, results
-    seed: int = 0  # seeds the data and the first pretraining run of each variant and the evaluations
-    repeats: int = 2  # pretraining seeds per variant (seed, seed + 1, ...): the spread of the scores
-    classes: int = 5  # motion classes of the synthetic data
-    videos_per_class: int = 40  # videos per class (a quarter of them are test videos)
-    frames: int = 48  # frames per video
-    short_side: int = 64  # cache resolution (the demo's crops are 64 pixels)
-    recipe: str = "synth_small"  # the pretraining recipe both variants use
-    epochs: int | None = 40  # pretraining epochs (each ~9 steps of 16 videos); None: the recipe's
-    beta: float = 0.3  # FAME's foreground share of each crop (chosen by measurement, docs/results.md)
-    linear_epochs: int = 30  # linear probe epochs
-    clips_per_video: int = 4  # test clips per video in evaluation
-    ground_truth: bool = True  # swap-retrieval merges with the true foreground (the score then ignores mask quality)
-    workers: int = max(1, min(4, os.cpu_count() or 1))  # preprocessing processes
-    loader_workers: int = 1  # DataLoader workers in pretraining and evaluation
-    device: str = "auto"
-    pretrain_overrides: dict = field(default_factory=dict)  # further recipe overrides (tests use tiny runs)
-
-    def validate(self) -> None:
-        """Raise SettingsError for values the demo cannot run with."""
-        if self.repeats < 1:
-            raise SettingsError(f"repeats must be at least 1, got {self.repeats}")
 
 
 Log = Callable[[str], None]

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
-from pipelines import fame, motion_masks, window_maps
-from pipelines.clips import UINT8_MAX
+# torch and the methods' modules are imported when a method runs, not here: the settings of
+# `fame preprocess` check names against this registry, and `fame --help` must not load torch.
 
 DEFAULT_METHOD = "motion"
+#: ``pipelines.motion_masks.VERSION`` (a test keeps the two equal): bump both when its maps change
+MOTION_VERSION = 1
 #: what a cache made before ``--masks`` existed holds
 LEGACY_METHOD = "paper"
 
@@ -56,6 +57,8 @@ class MaskMethod:
 
 
 def _paper(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
+    from pipelines import window_maps
+
     return window_maps.video_soft_maps(
         frames, window=p.window, stride=p.stride, hop=p.hop, fg_fraction=p.fg_fraction,
         bg_fraction=p.bg_fraction, bins=p.colour_bins, colour_context=p.colour_context,
@@ -63,11 +66,18 @@ def _paper(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[in
 
 
 def _motion(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
+    from pipelines import motion_masks
+
     return motion_masks.video_motion_maps(frames, window=p.window, stride=p.stride, hop=p.hop)
 
 
 def _frame_difference(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
     """The paper's step 1 alone on each window, at the frames' resolution."""
+    import torch
+
+    from pipelines import fame, window_maps
+    from pipelines.clips import UINT8_MAX
+
     starts = window_maps.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
     motion, _ = window_maps.window_sums(np.asarray(frames), starts, window=p.window, stride=p.stride)  # G, H, W
     saliency = fame.blur_and_normalise(torch.from_numpy(motion), None)
@@ -76,6 +86,11 @@ def _frame_difference(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tens
 
 def _centre(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
     """The centred Gaussian of the ``motion`` method's prior, the same for every window."""
+    import torch
+
+    from pipelines import motion_masks, window_maps
+    from pipelines.clips import UINT8_MAX
+
     starts = window_maps.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
     prior = motion_masks.centre_prior(*motion_masks.map_shape(frames.shape[1], frames.shape[2]))
     maps = torch.round(prior * UINT8_MAX).to(torch.uint8)
@@ -85,7 +100,7 @@ def _centre(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[i
 METHODS: dict[str, MaskMethod] = {
     method.name: method
     for method in (
-        MaskMethod("motion", motion_masks.VERSION,
+        MaskMethod("motion", MOTION_VERSION,
                    "camera-compensated motion: robust affine alignment, then differences (ours)", _motion),
         MaskMethod("paper", 1, "the paper's frame difference + colour statistics (steps 1-4)", _paper,
                    uses_colour_settings=True),
@@ -109,6 +124,10 @@ def compute_video_masks(frames, method: str, parameters: MaskParameters = MaskPa
 
     A video shorter than one window's span gets one window, its frames with the last one
     repeated (``window_maps.pad_to_window``, the clip sampler's rule): starts ``[0]``."""
+    import torch
+
+    from pipelines import window_maps
+
     frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
     frames, _ = window_maps.pad_to_window(frames, window=parameters.window, stride=parameters.stride)
     maps, starts = get_method(method).compute(frames, parameters)

@@ -17,7 +17,6 @@ from typing import Callable
 import numpy as np
 
 from pipelines import cache as cache_format
-from pipelines.clips import clip_span
 from pipelines.layouts import DatasetIndex, VideoEntry, discover_dataset
 from pipelines.mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
 from pipelines.settings import SettingsError
@@ -174,6 +173,8 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
     video_id = cache_format.video_id_for(entry.path)
     path = Path(dataset_root) / entry.path
     cache = settings.cache
+    from pipelines.clips import clip_span  # torch: imported where videos are processed, not by `fame --help`
+
     span = clip_span(settings.window, settings.stride)
     try:
         frames, probe = DECODERS[settings.decoder](path, short_side=settings.short_side)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from pipelines.fame import parse_beta
-from pipelines.models import BACKBONES
 from pipelines.settings import SettingsError
 
 SCHEDULES = ("cosine", "constant")
@@ -63,6 +61,9 @@ class PretrainSettings:
 
     def validate(self) -> None:
         """Raise SettingsError for values no run can use."""
+        from pipelines.fame import parse_beta  # torch: here, not at import (`fame --help` stays fast)
+        from pipelines.models import BACKBONES
+
         problems = []
         if self.arch not in BACKBONES:
             problems.append(f"arch {self.arch!r} is not one of {', '.join(BACKBONES)}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -36,15 +36,15 @@ from pipelines.atomic_files import atomic_write_json, json_safe
 from pipelines.augment import normalise
 from pipelines.cache import CacheError, open_cache, video_id_for
 from pipelines.clips import clip_span
-from pipelines.fame import foreground_fraction, merge_foreground_background, parse_beta, random_derangement, select_foreground
+from pipelines.fame import foreground_fraction, merge_foreground_background, random_derangement, select_foreground
 from pipelines.ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
 from pipelines.html_index import write_index
-from pipelines.mask_methods import MaskParameters, compute_video_masks, get_method
+from pipelines.mask_methods import MaskParameters, compute_video_masks
 from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc
 from pipelines.settings import SettingsError
 from pipelines.video import VideoError
+from pipelines.visualize_settings import FORMATS, VisualizeSettings  # noqa: F401  (re-exported)
 
-FORMATS = ("png", "gif", "mp4")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")  # dropped from file names
 #: the paper's input normalisation (Kinetics RGB mean and std), applied before the encoder;
 #: the same values as ``augment.MEAN``/``augment.STD`` of the training clips
@@ -54,40 +54,6 @@ MASK_OUTLINE = (255, 255, 255)  # outline of the binary mask in the animation
 TRUTH_OUTLINE = (0, 230, 0)  # outline of the true foreground
 OUTLINE_WIDTH = 2  # pixels of the true foreground's outline on a contact sheet
 DEFAULT_FPS = 25.0  # playback rate of videos whose cache records none
-
-
-@dataclass(frozen=True)
-class VisualizeSettings:
-    """What ``fame visualize-masks`` was asked; saved in ``report.json``."""
-
-    cache: str  # the cache written by `fame preprocess`
-    output: str  # folder for index.html, the pictures and the reports (created)
-    videos: tuple[str, ...] = ()  # video ids or paths below the dataset root; empty: sample
-    sample: int = 16  # without `videos`: how many to draw, spread over the classes
-    split: str | None = "all"  # draw from this split (train/test/...); "all" (or None): every video
-    fold: int = 1  # the split's fold on datasets with several (UCF101, HMDB51)
-    format: str = "gif"  # png: contact sheets only; gif or mp4: plus an animation per video
-    beta: float | str = 0.5  # share of the frame kept as foreground (step 5); "auto": fitted to each map
-    compare: tuple[str, ...] = ()  # other mask methods to compute from the cached frames and show beside the cache's
-    seed: int = 0  # draws the sample and the derangement of backgrounds
-    clip_len: int | None = None  # frames per clip; None: the cache's mask window
-    stride: int | None = None  # frames between clip frames; None: the cache's mask stride
-    columns: int = 6  # frames per row of a contact sheet
-    ground_truth: str | None = None  # ground-truth folder; None: fame synth's, when found
-    checkpoint: str | None = None  # pretraining checkpoint: adds the encoder's activation maps
-    device: str = "auto"  # where the encoder runs: auto|cpu|cuda
-    source: str | None = None  # where a --no-frames cache's videos are now, if moved
-
-    def validate(self) -> None:
-        """Raise SettingsError for values no run can use."""
-        if self.format not in FORMATS:
-            raise SettingsError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
-        try:
-            parse_beta(self.beta)
-            for method in self.compare:
-                get_method(method)  # names the choices
-        except ValueError as error:
-            raise SettingsError(str(error)) from None
 
 
 ProgressCallback = Callable[[int, int], None]  # (videos done, total)

@@ -43,3 +43,25 @@ def test_a_settings_error_is_one_line_and_exit_status_2(args, says, tmp_path, mo
     outcome = CliRunner().invoke(app, args)
     assert outcome.exit_code == 2 and "error:" in outcome.output and says in outcome.output, outcome.output
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_cli_and_every_command_help_load_without_torch():
+    """`fame --help` and `fame COMMAND --help` stay fast (issue 20: 1.5 s, every command imported
+    torch at start-up); benchmarks/bench_help.py times them."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from fame_cli.main import app; from fame_cli.reference import help_text; "
+             "[help_text(name) for name in sys.argv[1:]]; "
+             "heavy = sorted(m for m in ('torch', 'zarr', 'av', 'decord', 'PIL') if m in sys.modules); "
+             "print(','.join(heavy))")
+    run = subprocess.run([sys.executable, "-c", probe, *sorted(EXPECTED)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "", f"imported at start-up: {run.stdout.strip()}"
+
+
+def test_evaluate_help_names_the_protocols_the_library_has():
+    from fame_cli.evaluate import PROTOCOLS as SHOWN
+    from pipelines.evaluate_settings import PROTOCOLS
+
+    assert SHOWN == PROTOCOLS
