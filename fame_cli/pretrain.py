@@ -122,7 +122,7 @@ def progress_events(main: bool):
     if not main:
         yield None
         return
-    with progress_bar("pretrain", 0, "epoch", "loss", "speed", "wait") as update:
+    with progress_bar("pretrain", 0, "epoch", "loss", "speed", "wait", unit="steps") as update:
 
         def on_event(event: str, data: dict) -> None:
             if event == "warning":

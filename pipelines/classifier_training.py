@@ -93,7 +93,7 @@ def _train_epoch(job: Job, net: nn.Module, loader: DataLoader, optimizer, scaler
         scaler.update()
         loss_sum, seen = loss_sum + loss.item() * len(labels), seen + len(labels)
         if distributed.is_main_process():
-            job.progress(f"epoch {epoch + 1}/{s.epochs}", step, len(loader), loss=f"{loss_sum / seen:.3f}")
+            job.progress(f"epoch {epoch + 1}/{s.epochs}", step, len(loader), loss=f"loss {loss_sum / seen:.3f}")
     return distributed.all_reduce_mean(loss_sum / max(seen, 1))
 
 
