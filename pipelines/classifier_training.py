@@ -19,6 +19,7 @@ from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory
 from pipelines.evaluate_job import Job
 from pipelines.evaluate_settings import RESUMABLE_CHANGES, EvaluateSettingsError
 from pipelines.settings import changed_settings
+from pipelines.run_logs import ScalarLog
 from pipelines.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
 
 CHECKPOINT_KIND = "evaluate"
@@ -113,6 +114,16 @@ def train_classifier(job: Job, model: nn.Module) -> int:
         return start
     dataset, sampler, loader = _train_loader(job)
     net = distributed.wrap_ddp(model, job.device)
+    with ScalarLog(job.run_dir, purge_step=start + 1 if start else None, enabled=distributed.is_main_process()) as events:
+        _train_epochs(job, model, net, dataset, sampler, loader, optimizer, scheduler, scaler, start, events)
+    distributed.broadcast_state(model)
+    return s.epochs
+
+
+def _train_epochs(job: Job, model: nn.Module, net: nn.Module, dataset, sampler, loader, optimizer, scheduler,
+                  scaler, start: int, events: ScalarLog) -> None:
+    """Epochs ``start`` to the last, a checkpoint and a TensorBoard ``train/loss`` after each."""
+    s = job.settings
     for epoch in range(start, s.epochs):
         dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
@@ -126,7 +137,6 @@ def train_classifier(job: Job, model: nn.Module) -> int:
                 epoch=epoch + 1, classes=list(job.reader.classes), metrics={"train_loss": train_loss},
             )
             save_epoch_checkpoint(state, job.run_dir)
+            events.scalars("train", {"loss": train_loss}, step=epoch + 1)
             job.log(f"epoch {epoch + 1}/{s.epochs}: train loss {train_loss:.4f}")
         distributed.barrier()
-    distributed.broadcast_state(model)
-    return s.epochs

@@ -39,6 +39,7 @@ from pipelines.evaluate_job import Log, Progress, prepare_job
 from pipelines.evaluate_outputs import json_ready, write_outputs
 from pipelines.evaluate_protocols import classifier_protocol, feature_protocol
 from pipelines.evaluate_settings import PROTOCOLS, TRAINED, EvaluateError, EvaluateSettings, read_config
+from pipelines.run_logs import ScalarLog
 from pipelines.swap_retrieval import swap_retrieval_protocol
 
 # Imported from here by others: the CLI and the demo (PROTOCOLS, EvaluateError, EvaluateSettings,
@@ -88,6 +89,7 @@ def run_evaluate(settings: EvaluateSettings, *, progress: Progress | None = None
         result["world_size"] = distributed.world_size()
         result["seconds"] = time.perf_counter() - started
         if distributed.is_main_process():
+            _tensorboard(job, result)
             result = write_outputs(job, result, features)
         else:
             result = json_ready(job, result)
@@ -96,3 +98,14 @@ def run_evaluate(settings: EvaluateSettings, *, progress: Progress | None = None
     finally:
         if joined:
             distributed.cleanup()
+
+
+def _tensorboard(job, result: dict) -> None:
+    """The test metrics (and the swapped sets') as TensorBoard scalars in RUN/tensorboard, at
+    the epoch trained (0 for the feature protocols); nothing without ``tensorboard``."""
+    step = int(result.get("epochs_done") or 0)
+    with ScalarLog(job.run_dir) as events:
+        events.scalars("test", result["metrics"], step=step)
+        for name in ("bg_swap", "frozen"):
+            if isinstance(result.get(name), dict) and "metrics" in result[name]:
+                events.scalars(f"test_{name}", result[name]["metrics"], step=step)

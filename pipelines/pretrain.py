@@ -54,6 +54,7 @@ from pipelines.models import build_backbone
 from pipelines.moco import MoCo
 from pipelines.pretrain_data import build_loader, check_cache_fits, queue_warning
 from pipelines.pretrain_settings import RESUMABLE_CHANGES, PretrainSettings
+from pipelines.run_logs import CURVES, ScalarLog, read_metrics, write_curves
 from pipelines.settings import SettingsError, changed_settings
 from pipelines.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
 
@@ -343,11 +344,24 @@ def _run(settings: PretrainSettings, device: torch.device, *, resume: bool, prog
         run_dir.mkdir(parents=True, exist_ok=True)
         write_settings(run_dir, settings)
         log = MetricsLog(run_dir / METRICS, keep_until_step=step if checkpoint is not None else None)
-    report("start", settings=asdict(settings), videos=len(video_ids), steps_per_epoch=steps_per_epoch,
-           start_epoch=start_epoch, step=step, world_size=distributed.world_size(), device=str(device))
+    events = ScalarLog(run_dir, purge_step=step + 1 if checkpoint is not None else None, enabled=main)
+    try:
+        report("start", settings=asdict(settings), videos=len(video_ids), steps_per_epoch=steps_per_epoch,
+               start_epoch=start_epoch, step=step, world_size=distributed.world_size(), device=str(device),
+               tensorboard=str(events.directory) if events.active else None)
+        return _epochs(settings, run_dir, trainer, sampler, loader, steps_per_epoch, log, events, report,
+                       PretrainResult(str(run_dir), start_epoch, step, str(latest_path(run_dir)),
+                                      resumed_from=start_epoch if checkpoint is not None else None,
+                                      short_videos=short))
+    finally:
+        events.close()
 
-    result = PretrainResult(str(run_dir), start_epoch, step, str(latest_path(run_dir)),
-                            resumed_from=start_epoch if checkpoint is not None else None, short_videos=short)
+
+def _epochs(settings: PretrainSettings, run_dir: Path, trainer: Trainer, sampler, loader, steps_per_epoch: int,
+            log: MetricsLog | None, events: ScalarLog, report, result: PretrainResult) -> PretrainResult:
+    """Train from ``result``'s epoch and step to ``settings.epochs``; metrics lines, TensorBoard
+    scalars and the curves PNG on the main process (``log`` is None elsewhere)."""
+    start_epoch, step = result.epochs, result.steps
     clips_per_step = VIEWS * settings.batch_size
     for epoch in range(start_epoch, settings.epochs):
         trainer.start_epoch(epoch)
@@ -369,12 +383,17 @@ def _run(settings: PretrainSettings, device: torch.device, *, resume: bool, prog
             epoch_records.append(record)
             report("step", **record, epochs=settings.epochs)
             if log is not None and (step % settings.log_every == 0 or batch_index + 1 == steps_per_epoch):
-                log.write(_mean_record(window))
+                line = _mean_record(window)
+                log.write(line)
+                events.scalars("train", line, step=step)
                 window = []
             tick = time.perf_counter()
         metrics = _mean_record(epoch_records)
-        if main:
+        if log is not None:
             save_checkpoint(trainer.checkpoint(epochs_done=epoch + 1, step=step, metrics=metrics), run_dir, settings)
+            events.scalars("epoch", metrics, step=step)
+            write_curves(read_metrics(log.path), run_dir / CURVES, title=f"fame pretrain {run_dir.name}: "
+                         f"epoch {epoch + 1}/{settings.epochs}, step {step}")
         distributed.barrier()
         result.epochs, result.steps, result.last_metrics = epoch + 1, step, metrics
         report("epoch", epoch=epoch + 1, epochs=settings.epochs, step=step, metrics=metrics,
