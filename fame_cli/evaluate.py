@@ -114,6 +114,9 @@ def evaluate(
     device: str | None = typer.Option(None, help="auto|cpu|cuda|cuda:N. \\[default: auto]"),
     resume: bool | None = typer.Option(None, "--resume/--no-resume", help="Continue the run in --run-dir."),
     source: Path | None = typer.Option(None, help="Videos of a --no-frames cache, if moved since preprocessing."),
+    threads: int | None = typer.Option(
+        None, help="Torch threads of this process. \\[default: OMP_NUM_THREADS, else the cores divided among the fame "
+        "commands running]"),
 ) -> None:
     """Evaluate a checkpoint with the paper's protocols: finetune, linear, retrieval or knn;
     or score its background bias directly with swap-retrieval.

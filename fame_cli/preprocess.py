@@ -61,6 +61,9 @@ def preprocess(
                                 "decord (the reference; what caches made before this option used)."),
     shard: str | None = typer.Option(None, help="Do only part I of N (I/N), e.g. one per machine."),
     limit: int | None = typer.Option(None, help="Only the first N videos (a quick trial)."),
+    threads: int | None = typer.Option(
+        None, help="Torch threads with --workers 1 (each worker process runs one). \\[default: OMP_NUM_THREADS, "
+        "else the cores divided among the fame commands running]"),
 ) -> None:
     """Decode every video once, compute its soft foreground masks once, and cache both.
 
@@ -98,7 +101,7 @@ def preprocess(
             def elapsed() -> float:
                 return time.perf_counter() - started
 
-            summary = run_preprocess(settings, progress=on_video)
+            summary = run_preprocess(settings, progress=on_video, log=lambda line: console.print(line, soft_wrap=True))
     except (LayoutError, CacheError, ValueError) as error:
         fail(str(error))
     except OSError as error:  # a write outside a video's own files (the store's root) failed, e.g. a full disk

@@ -57,6 +57,9 @@ def pretrain(
         None, "--channels-last/--no-channels-last", help="Channels-last-3d layout [default: on CUDA]."
     ),
     source: Path | None = typer.Option(None, help="Videos of a --no-frames cache, if moved."),
+    threads: int | None = typer.Option(
+        None, help="Torch threads of this process. \\[default: OMP_NUM_THREADS, else the cores divided among the fame "
+        "commands running]"),
 ) -> None:
     """Pretrain MoCo + FAME on a preprocessed cache, on CPU or GPU, one process or many.
 
@@ -133,6 +136,7 @@ def progress_events(main: bool):
                     f"{data['videos']} videos, {data['steps_per_epoch']} steps per epoch, "
                     f"{data['world_size']} process(es) on {data['device']}{resumed}", soft_wrap=True,
                 )
+                console.print(data["threads"], soft_wrap=True)
                 if data.get("tensorboard"):
                     console.print(f"TensorBoard: tensorboard --logdir {data['tensorboard']}", soft_wrap=True)
                 update(data["step"], total=data["steps_per_epoch"] * data["settings"]["epochs"])

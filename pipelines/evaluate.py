@@ -40,6 +40,7 @@ from pipelines.evaluate_outputs import json_ready, write_outputs
 from pipelines.evaluate_protocols import classifier_protocol, feature_protocol
 from pipelines.evaluate_settings import PROTOCOLS, TRAINED, EvaluateError, EvaluateSettings, read_config
 from pipelines.run_logs import ScalarLog
+from pipelines.threads import configure_threads
 from pipelines.swap_retrieval import swap_retrieval_protocol
 
 # Imported from here by others: the CLI and the demo (PROTOCOLS, EvaluateError, EvaluateSettings,
@@ -55,12 +56,14 @@ def run_evaluate(settings: EvaluateSettings, *, progress: Progress | None = None
     """Run one protocol; return the result (the JSON's content) and, on the main process,
     write the JSON and the files beside it."""
     started = time.perf_counter()
+    threads = configure_threads(settings.threads)
     device = resolve_device(settings.device)
     joined = distributed.init_process_group_from_env(device)
     try:
         job = prepare_job(settings, device, progress or (lambda *a, **k: None), log or (lambda message: None))
         if distributed.is_main_process():
             job.log(f"results go to {job.output} (run directory {job.run_dir})")
+            job.log(threads)
         result = {
             "schema": SCHEMA,
             "protocol": job.settings.protocol,

@@ -28,7 +28,7 @@ CROP_DEFAULT = 112
 RESUMABLE_CHANGES = {
     "resume", "workers", "device", "output", "save_features", "bg_swap", "beta", "swap_seed", "ground_truth",
     "ground_truth_dir",
-    "test_batch_size", "checkpoint", "source",
+    "test_batch_size", "checkpoint", "source", "threads",
 }
 
 
@@ -84,11 +84,14 @@ class EvaluateSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     resume: bool = False  # continue the run in run_dir from its latest checkpoint
     source: str | None = None  # where a --no-frames cache's videos are, if not where it was made
+    threads: int | None = None  # torch threads of this process; None: OMP_NUM_THREADS, else its share of the cores (pipelines.threads)
 
     def validate(self) -> None:
         """Raise EvaluateSettingsError for values no evaluation can use; fields still ``None``
         are checked once ``resolve_settings`` has filled them (it calls this)."""
         problems = []
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads must be at least 1, got {self.threads}")
         if self.arch is not None and self.arch not in BACKBONES:
             problems.append(f"arch {self.arch!r} is not one of {', '.join(BACKBONES)}")
         for name in ("clip_len", "stride", "crop", "clips_per_video", "batch_size", "test_batch_size", "knn_k"):

@@ -54,6 +54,7 @@ class PreprocessSettings:
     workers: int = 1  # worker processes (1: in this process)
     shard: tuple[int, int] = (0, 1)  # (index, count): this process does videos index, index+count, ...
     limit: int | None = None  # only the first N videos of the (sharded) list, for trials
+    threads: int | None = None  # torch threads with workers=1; None: OMP_NUM_THREADS, else a share of the cores (pipelines.threads)
 
     def __post_init__(self) -> None:
         # Checked at once, unlike the other commands' settings: frame_chunk 0 resolves to the
@@ -81,6 +82,8 @@ class PreprocessSettings:
             raise SettingsError(f"--decoder {self.decoder!r}: choose one of {', '.join(DECODERS)}")
         if self.frame_chunk < 0:
             raise SettingsError(f"--frame-chunk {self.frame_chunk}: give a number of frames, or 0 for the codec's own")
+        if self.threads is not None and self.threads < 1:
+            raise SettingsError(f"--threads {self.threads}: give at least 1")
         shard_index, shard_count = self.shard
         if not 0 <= shard_index < shard_count:
             raise SettingsError(f"--shard {shard_index}/{shard_count}: the index must lie in [0, {shard_count})")
@@ -224,9 +227,24 @@ def plan(index: DatasetIndex, settings: PreprocessSettings) -> tuple[list[VideoE
     return mine, todo
 
 
-def run_preprocess(settings: PreprocessSettings, progress: ProgressCallback | None = None) -> PreprocessSummary:
-    """Run the whole stage; returns its summary (never raises for a bad video)."""
+def threads_used(settings: PreprocessSettings) -> str:
+    """Size this process's torch threads when it does the work itself (``workers`` 1); the
+    worker processes run one thread each. Returns the line that says so."""
+    if settings.workers <= 1:
+        from pipelines.threads import configure_threads
+
+        return configure_threads(settings.threads)
+    return f"threads: 1 torch thread in each of the {settings.workers} worker processes"
+
+
+def run_preprocess(settings: PreprocessSettings, progress: ProgressCallback | None = None,
+                   log: Callable[[str], None] | None = None) -> PreprocessSummary:
+    """Run the whole stage; returns its summary (never raises for a bad video). ``log`` hears
+    the line saying how many threads it uses."""
     started = time.perf_counter()
+    message = threads_used(settings)
+    if log is not None:
+        log(message)
     index = discover_dataset(
         Path(settings.source), settings.layout, Path(settings.split_dir) if settings.split_dir else None
     )

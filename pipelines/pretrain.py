@@ -56,6 +56,7 @@ from pipelines.pretrain_data import build_loader, check_cache_fits, queue_warnin
 from pipelines.pretrain_settings import RESUMABLE_CHANGES, PretrainSettings
 from pipelines.run_logs import CURVES, ScalarLog, read_metrics, write_curves
 from pipelines.settings import SettingsError, changed_settings
+from pipelines.threads import configure_threads
 from pipelines.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
 
 METRICS = "metrics.jsonl"
@@ -298,19 +299,21 @@ def run_pretrain(
     ``progress(event, data)`` hears "warning", "start", "step" and "epoch" on rank 0.
     """
     settings.validate()
+    threads = configure_threads(settings.threads)
     try:
         device = resolve_device(settings.device)
     except ValueError as error:
         raise SettingsError(str(error)) from None
     joined = distributed.init_process_group_from_env(device)
     try:
-        return _run(settings, device, resume=resume, progress=progress)
+        return _run(settings, device, resume=resume, progress=progress, threads=threads)
     finally:
         if joined:
             distributed.cleanup()
 
 
-def _run(settings: PretrainSettings, device: torch.device, *, resume: bool, progress: ProgressCallback | None):
+def _run(settings: PretrainSettings, device: torch.device, *, resume: bool, progress: ProgressCallback | None,
+         threads: str):
     main = distributed.is_main_process()
 
     def report(event: str, **data) -> None:
@@ -348,7 +351,7 @@ def _run(settings: PretrainSettings, device: torch.device, *, resume: bool, prog
     try:
         report("start", settings=asdict(settings), videos=len(video_ids), steps_per_epoch=steps_per_epoch,
                start_epoch=start_epoch, step=step, world_size=distributed.world_size(), device=str(device),
-               tensorboard=str(events.directory) if events.active else None)
+               tensorboard=str(events.directory) if events.active else None, threads=threads)
         return _epochs(settings, run_dir, trainer, sampler, loader, steps_per_epoch, log, events, report,
                        PretrainResult(str(run_dir), start_epoch, step, str(latest_path(run_dir)),
                                       resumed_from=start_epoch if checkpoint is not None else None,

@@ -14,7 +14,7 @@ DEFAULT_MLP = {"r2plus1d_18": True, "r3d_18": True, "i3d": False, "small": True}
 # needs a new run directory.
 RESUMABLE_CHANGES = frozenset(
     {"cache", "run_dir", "source", "epochs", "device", "workers", "log_every", "checkpoint_every",
-     "max_steps_per_epoch", "amp", "channels_last", "recipe"}
+     "max_steps_per_epoch", "amp", "channels_last", "recipe", "threads"}
 )
 
 
@@ -58,6 +58,7 @@ class PretrainSettings:
     channels_last: bool | None = None  # channels-last-3d memory layout; None: on CUDA only
     source: str | None = None  # where a --no-frames cache's videos are, if not where it was made
     recipe: str | None = None  # the recipe these settings came from (name@version), if any
+    threads: int | None = None  # torch threads of this process; None: OMP_NUM_THREADS, else its share of the cores (pipelines.threads)
 
     def validate(self) -> None:
         """Raise SettingsError for values no run can use."""
@@ -88,6 +89,8 @@ class PretrainSettings:
             problems.append("lr and temperature must be positive")
         if self.warmup < 0 or self.workers < 0:
             problems.append("warmup and workers cannot be negative")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads must be at least 1, got {self.threads}")
         if problems:
             raise SettingsError("; ".join(problems))
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Every fame process (and this one) sizes its torch threads by the fame commands running on the
+# machine (pipelines.threads); the tests must not depend on what else runs there, so they fix the
+# count (inherited by the commands they start) to what torch takes by default, one per core.
+os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 
 from pipelines.synth import SynthSettings, write_dataset  # noqa: E402
 

@@ -422,9 +422,11 @@ def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
 def test_two_concurrent_shard_writers_build_the_same_cache_as_one_process(synth_dataset, tmp_path):
     source = synth_dataset / "UCF-101"
     single, shared = tmp_path / "single.zarr", tmp_path / "shared.zarr"
-    run_preprocess(settings_for(source, single))
+    # the same torch thread count everywhere: the motion maps' float sums differ in their last
+    # bits between 1 and 2 threads (each writer alone would take a share of the cores: 1 here)
+    run_preprocess(settings_for(source, single, threads=1))
     command = [sys.executable, "-m", "fame_cli", "preprocess", str(source), "--cache", str(shared),
-               "--short-side", "32", "--window", "8", "--hop", "4", "--workers", "1"]
+               "--short-side", "32", "--window", "8", "--hop", "4", "--workers", "1", "--threads", "1"]
     writers = [subprocess.Popen([*command, "--shard", f"{i}/2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True) for i in range(2)]
     for writer in writers:

@@ -79,8 +79,9 @@ def test_short_videos_through_preprocess_pretrain_and_evaluate(short_dataset, tm
 
     trained = fame("pretrain", "--cache", str(cache), "--run-dir", str(run), "--arch", "small", "--epochs", "1",
                    "--batch-size", "4", "--clip-len", "16", "--stride", "2", "--crop", "24", "--queue", "64",
-                   "--split", "all", "--workers", "0", "--device", "cpu")
+                   "--split", "all", "--workers", "0", "--device", "cpu", "--threads", "1")
     assert trained.returncode == 0, trained.stderr
+    assert "threads: 1 torch thread(s) in this process (--threads)" in trained.stderr
     assert "9 video(s) shorter than one clip's 31 frames repeat their last frame" in trained.stderr
     assert (run / "checkpoints" / "latest.pt").is_file()
 
