@@ -61,7 +61,7 @@ def swap_retrieval_table(result: dict) -> Table:
     """swap-retrieval: each score on moving and on frozen queries, with its chance level."""
     swap = result["swap"]
     table = Table(title=f"swap-retrieval on {Path(result['dataset']['cache']).name}: {swap['gallery']} test videos, "
-                        f"masks from {swap['masks']}")
+                        f"masks from {swap['masks']}, {swap.get('backgrounds', 'raw')} backgrounds")
     for name, justify in (("metric", "left"), ("clips", "right"), ("frozen clips", "right"),
                           ("drop", "right"), ("chance", "right")):
         table.add_column(name, justify=justify)
@@ -108,6 +108,10 @@ def evaluate(
     ),
     ground_truth_dir: Path | None = typer.Option(
         None, help="Ground-truth folder for --ground-truth. \\[default: fame synth's, beside the dataset]"
+    ),
+    backgrounds: str | None = typer.Option(
+        None, help="Swapped sets' backgrounds: clean (each without its own subject, filled from its own "
+        "background) or raw (as they are: the subject stays where the pasted one does not cover it). \\[default: clean]",
     ),
     save_features: Path | None = typer.Option(None, help="Save per-video features to this .npz."),
     seed: int | None = typer.Option(None, help="Seed of initialisation, sampling, augmentation. \\[default: 0]"),
