@@ -84,6 +84,11 @@ def evaluate(
     ),
     protocol: str | None = typer.Option(None, help=f"{'|'.join(PROTOCOLS)}"),
     fold: int | None = typer.Option(None, help="Official split (train<fold>/test<fold>). \\[default: 1]"),
+    train_split: str | None = typer.Option(
+        None, help="Split that trains the classifier / forms the gallery (all: every video). \\[default: train]"),
+    test_split: str | None = typer.Option(
+        None, help="Split that is tested / queries the gallery (all: every video). \\[default: test; "
+        "swap-retrieval on a cache without splits: all]"),
     output: Path | None = typer.Option(None, help="Metrics JSON. \\[default: RUN_DIR/metrics.json]"),
     run_dir: Path | None = typer.Option(
         None, help="Run directory. \\[default: beside the checkpoint: RUN/evaluate-PROTOCOL-foldN for a pretraining "

@@ -290,3 +290,15 @@ def test_bg_swap_can_use_the_true_foreground_too(cache, tmp_path):
     result = run_evaluate(EvaluateSettings(cache=str(cache), run_dir=str(tmp_path / "r"), bg_swap=True,
                                            ground_truth=True, **{**ALL, "protocol": "retrieval", "test_split": "test"}))
     assert result["settings"]["ground_truth"] is True and "recall@1" in result["bg_swap"]["metrics"]
+
+
+def test_a_cache_without_splits_queries_every_video(synth_dataset, tmp_path):
+    """A folder of videos has no split files: swap-retrieval, which trains nothing, then
+    queries all of them without being told."""
+    cache = tmp_path / "folder.zarr"
+    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(cache), layout="folder", **SMALL))
+    assert not open_cache(cache).splits
+    options = {k: v for k, v in ALL.items() if k != "test_split"}
+    result = run_evaluate(EvaluateSettings(cache=str(cache), run_dir=str(tmp_path / "run"), ground_truth=True, **options))
+    assert result["counts"]["videos"] == 12 and result["dataset"]["test_split"] == "all"
+    assert result["swap"]["backgrounds"] == "clean" and result["schema"] == "fame-evaluate/2"
