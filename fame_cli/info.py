@@ -32,6 +32,10 @@ def info(
     table = Table(title=f"fame cache {cache}", show_header=False)
     for key in ("layout", "source", "videos", "frames", "frames_stored", "frame_codec", "pending"):
         table.add_row(key, str(summary[key]))
+    chosen, counts = summary["decoder"], summary["decoders"]
+    decoders = ", ".join(f"{name} {count}" + (f" ({chosen} could not read them)" if name != chosen else "")
+                         for name, count in counts.items())
+    table.add_row("decoders", f"--decoder {chosen}; videos: {decoders or 'none yet'}")
     settings = summary["settings"]
     if "window" in settings:
         method, version = summary["masks"]["method"], summary["masks"]["version"]

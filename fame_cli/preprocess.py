@@ -106,6 +106,8 @@ def preprocess(
         f"layout {summary.layout}: {summary.done} videos done, {summary.skipped} already cached, "
         f"{len(summary.errors)} failed, {summary.frames} frames in {summary.seconds:.1f}s "
         f"({summary.frames / max(summary.seconds, 1e-9):.0f} frames/s)"
+        + (f"; {summary.fallbacks} read by the other decoder, --decoder {settings.decoder} could not read them "
+           "(`fame info` counts them)" if summary.fallbacks else "")
     )
     if summary.failed:
         console.print(f"[bold red]{len(summary.errors) + len(summary.problems)} problem(s):[/]")
