@@ -32,10 +32,10 @@ def info(
     table = Table(title=f"fame cache {cache}", show_header=False)
     for key in ("layout", "source", "videos", "frames", "frames_stored", "frame_codec", "pending"):
         table.add_row(key, str(summary[key]))
-    chosen, counts = summary["decoder"], summary["decoders"]
-    decoders = ", ".join(f"{name} {count}" + (f" ({chosen} could not read them)" if name != chosen else "")
-                         for name, count in counts.items())
-    table.add_row("decoders", f"--decoder {chosen}; videos: {decoders or 'none yet'}")
+    chosen = summary["decoder"]  # videos per decoder, --decoder first; a "fallback" one read what it could not
+    counts = sorted(summary["decoders"].items(), key=lambda item: item[0] != chosen)
+    table.add_row("decoders", ", ".join(f"{name} {count}" + ("" if name == chosen else " (fallback)")
+                                        for name, count in counts) or "none yet")
     settings = summary["settings"]
     if "window" in settings:
         method, version = summary["masks"]["method"], summary["masks"]["version"]

@@ -372,7 +372,7 @@ class CacheReader:
         for vid in self.video_ids:
             name = self.decoder(vid)
             counts[name] = counts.get(name, 0) + 1
-        return dict(sorted(counts.items(), key=lambda item: -item[1]))
+        return dict(sorted(counts.items()))
 
     def labels(self, video_ids: Iterable[str]) -> np.ndarray:
         return np.array([self._info[v]["label"] for v in video_ids], dtype=np.int64)
