@@ -186,10 +186,9 @@ def decode_video(path: str | os.PathLike, *, short_side: int | None = 128) -> tu
 
     The same frames as ``read_video`` (decord) up to rounding, in about half the time on
     the real clips of ``docs/benchmarks.md``: PyAV (the same ffmpeg libraries) decodes the
-    frames in order on one thread, ffmpeg's scaler resizes each one bilinearly from the
-    source's own pixel format into YUV 4:4:4 at the small size (``scale_format``: the
-    chroma planes scaled straight to the output size, so no chroma is interpolated again),
-    and only the small frame is converted to RGB. decord converts and scales in one pass through a filter
+    frames in order on one thread, ffmpeg's scaler resizes each one bilinearly in the
+    source's own pixel format (for 4:2:0 video, half the bytes of RGB), and only the small
+    frame is converted to RGB. decord converts and scales in one pass through a filter
     graph at full size, and opens a file twice to resize it. ``read_video`` stays the
     reference (and the baseline of the benchmark); clips for training are read with decord.
 
@@ -226,10 +225,8 @@ def decode_video(path: str | os.PathLike, *, short_side: int | None = 128) -> tu
                     source = (frame.height, frame.width) if turns % 2 == 0 else (frame.width, frame.height)
                     size = resized_shape(*source, short_side)
                     coded = size if turns % 2 == 0 else size[::-1]  # the size to scale to before turning
-                    into = scale_format(frame.format)
                 if coded != (frame.height, frame.width):
-                    frame = scale.reformat(frame, format=into, width=coded[1], height=coded[0],
-                                           interpolation="BILINEAR")
+                    frame = scale.reformat(frame, width=coded[1], height=coded[0], interpolation="BILINEAR")
                 rgb = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                 frames.append(np.rot90(rgb, turns) if turns else rgb)
         except av.FFmpegError as error:
@@ -245,20 +242,6 @@ def decode_video(path: str | os.PathLike, *, short_side: int | None = 128) -> tu
         )
     probe = VideoProbe(len(frames), fps if np.isfinite(fps) and fps > 0 else 0.0, *size, *source)
     return np.stack(frames), probe
-
-
-def scale_format(source) -> str | None:
-    """The pixel format ``decode_video`` scales a frame of format ``source`` into: YUV 4:4:4 for
-    YUV sources (full range kept for JPEG's ``yuvj``), their own for RGB and grey ones (None).
-
-    Scaling 4:2:0 video within 4:2:0, as before, left its chroma to be interpolated a second
-    time by the RGB conversion at the small size: 15 dB further from decord's frames on
-    saturated colour at the stage's non-integer scales (tests/test_video_corpus.py,
-    docs/benchmarks.md), for no saving in time.
-    """
-    if source.is_rgb or not source.name.startswith("yuv"):
-        return None
-    return "yuvj444p" if source.name.startswith("yuvj") else "yuv444p"
 
 
 def quarter_turns(frame) -> int:
