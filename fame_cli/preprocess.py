@@ -59,7 +59,8 @@ def preprocess(
     frame_chunk: int = typer.Option(DEFAULTS.frame_chunk, help="Frames per compressed chunk (0: the codec's own, jpeg/raw 1, zstd 8)."),
     zstd_level: int = typer.Option(DEFAULTS.zstd_level, help="zstd level of the masks (and of zstd frames): 1 writes faster, 3+ is smaller."),
     decoder: str = typer.Option(DEFAULTS.decoder, help="pyav (frames in order, scaled before the RGB conversion: faster) or "
-                                "decord (the reference; what caches made before this option used)."),
+                                "decord (the reference; what caches made before this option used). A file it cannot "
+                                "read is given to the other; `fame info` counts the videos of each."),
     shard: str | None = typer.Option(None, help="Do only part I of N (I/N), e.g. one per machine."),
     limit: int | None = typer.Option(None, help="Only the first N videos (a quick trial)."),
 ) -> None:
