@@ -9,6 +9,9 @@ decoding a UCF101 file; this compares, on the same files, one thread each:
   target size with each of ffmpeg's scalers (bicubic, bilinear, fast bilinear, area, point);
 - PyAV scaling in the decoder's pixel format first (for 4:2:0 video, half the bytes of
   RGB), then converting the small frame to RGB: ``decode_video``, what the stage uses now;
+- PyAV scaling into YUV 4:4:4 at the target size, then converting to RGB (chroma kept at
+  the output's full resolution, as decord's frames have it; tried for issue 22, not used:
+  ``docs/benchmarks.md``);
 - PyAV with the decoder's ``lowres`` option (MPEG-4 Part 2, MJPEG, ...: the decoder skips
   the high frequencies and outputs 1/2 the size), when the target is at most half the
   source, followed by the small remaining resize.
@@ -46,11 +49,12 @@ def decord_once(path: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def pyav_frames(path: str, size: tuple[int, int] | None, interpolation: str | None, *, lowres: int = 0,
-                scale_first: bool = False) -> np.ndarray:
+                scale_first: bool = False, scale_format: str | None = None) -> np.ndarray:
     """Every frame through PyAV, one thread, converted to RGB (and resized) by ffmpeg's swscale.
 
     ``scale_first``: resize in the decoder's pixel format, then convert the small frame to RGB
-    (two swscale calls, as ``decode_video`` does); else one call converts and resizes.
+    (two swscale calls, as ``decode_video`` does), into ``scale_format`` if given (else the
+    decoder's own); else one call converts and resizes.
     """
     import av
     import av.video.reformatter
@@ -67,7 +71,8 @@ def pyav_frames(path: str, size: tuple[int, int] | None, interpolation: str | No
             height, width = size if size is not None else (frame.height, frame.width)
             if scale_first:
                 if (height, width) != (frame.height, frame.width):
-                    frame = scale.reformat(frame, width=width, height=height, interpolation=interpolation)
+                    frame = scale.reformat(frame, width=width, height=height, format=scale_format,
+                                           interpolation=interpolation)
                 frames.append(to_rgb.reformat(frame, format="rgb24").to_ndarray())
             else:
                 frames.append(scale.reformat(frame, width=width, height=height, format="rgb24",
@@ -122,6 +127,8 @@ def main() -> None:
     for name in ("AREA", "FAST_BILINEAR"):
         routes[f"PyAV, scale in YUV ({name.lower()}), then RGB"] = lambda f, n=name: pyav_frames(f, size, n,
                                                                                                 scale_first=True)
+    routes["PyAV, scale into YUV 4:4:4 (bilinear), then RGB (tried, not used)"] = (
+        lambda f: pyav_frames(f, size, "BILINEAR", scale_first=True, scale_format="yuv444p"))
     if min(source) // 2 >= args.short_side:
         routes["PyAV lowres=1 (decoder at half size), scale in YUV (bilinear), then RGB"] = (
             lambda f: pyav_frames(f, size, "BILINEAR", lowres=1, scale_first=True))

@@ -61,7 +61,7 @@ def swap_retrieval_table(result: dict) -> Table:
     """swap-retrieval: each score on moving and on frozen queries, with its chance level."""
     swap = result["swap"]
     table = Table(title=f"swap-retrieval on {Path(result['dataset']['cache']).name}: {swap['gallery']} test videos, "
-                        f"masks from {swap['masks']}")
+                        f"masks from {swap['masks']}, {swap.get('backgrounds', 'raw')} backgrounds")
     for name, justify in (("metric", "left"), ("clips", "right"), ("frozen clips", "right"),
                           ("drop", "right"), ("chance", "right")):
         table.add_column(name, justify=justify)
@@ -84,6 +84,11 @@ def evaluate(
     ),
     protocol: str | None = typer.Option(None, help=f"{'|'.join(PROTOCOLS)}"),
     fold: int | None = typer.Option(None, help="Official split (train<fold>/test<fold>). \\[default: 1]"),
+    train_split: str | None = typer.Option(
+        None, help="Split that trains the classifier / forms the gallery (all: every video). \\[default: train]"),
+    test_split: str | None = typer.Option(
+        None, help="Split that is tested / queries the gallery (all: every video). \\[default: test; "
+        "swap-retrieval on a cache without splits: all]"),
     output: Path | None = typer.Option(None, help="Metrics JSON. \\[default: RUN_DIR/metrics.json]"),
     run_dir: Path | None = typer.Option(
         None, help="Run directory. \\[default: beside the checkpoint: RUN/evaluate-PROTOCOL-foldN for a pretraining "
@@ -108,6 +113,10 @@ def evaluate(
     ),
     ground_truth_dir: Path | None = typer.Option(
         None, help="Ground-truth folder for --ground-truth. \\[default: fame synth's, beside the dataset]"
+    ),
+    backgrounds: str | None = typer.Option(
+        None, help="Swapped sets' backgrounds: clean (each without its own subject, filled from its own "
+        "background) or raw (as they are: the subject stays where the pasted one does not cover it). \\[default: clean]",
     ),
     save_features: Path | None = typer.Option(None, help="Save per-video features to this .npz."),
     seed: int | None = typer.Option(None, help="Seed of initialisation, sampling, augmentation. \\[default: 0]"),

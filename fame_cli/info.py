@@ -32,6 +32,10 @@ def info(
     table = Table(title=f"fame cache {cache}", show_header=False)
     for key in ("layout", "source", "videos", "frames", "frames_stored", "frame_codec", "pending"):
         table.add_row(key, str(summary[key]))
+    chosen = summary["decoder"]  # videos per decoder, --decoder first; a "fallback" one read what it could not
+    counts = sorted(summary["decoders"].items(), key=lambda item: item[0] != chosen)
+    table.add_row("decoders", ", ".join(f"{name} {count}" + ("" if name == chosen else " (fallback)")
+                                        for name, count in counts) or "none yet")
     settings = summary["settings"]
     if "window" in settings:
         method, version = summary["masks"]["method"], summary["masks"]["version"]

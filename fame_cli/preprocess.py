@@ -58,7 +58,8 @@ def preprocess(
     frame_chunk: int = typer.Option(DEFAULTS.frame_chunk, help="Frames per compressed chunk (0: the codec's own, jpeg/raw 1, zstd 8)."),
     zstd_level: int = typer.Option(DEFAULTS.zstd_level, help="zstd level of the masks (and of zstd frames): 1 writes faster, 3+ is smaller."),
     decoder: str = typer.Option(DEFAULTS.decoder, help="pyav (frames in order, scaled before the RGB conversion: faster) or "
-                                "decord (the reference; what caches made before this option used)."),
+                                "decord (the reference; what caches made before this option used). A file it cannot "
+                                "read is given to the other; `fame info` counts the videos of each."),
     shard: str | None = typer.Option(None, help="Do only part I of N (I/N), e.g. one per machine."),
     limit: int | None = typer.Option(None, help="Only the first N videos (a quick trial)."),
     threads: int | None = typer.Option(
@@ -110,6 +111,8 @@ def preprocess(
         f"layout {summary.layout}: {summary.done} videos done, {summary.skipped} already cached, "
         f"{len(summary.errors)} failed, {summary.frames} frames in {summary.seconds:.1f}s "
         f"({summary.frames / max(summary.seconds, 1e-9):.0f} frames/s)"
+        + (f"; {summary.fallbacks} read by the other decoder, --decoder {settings.decoder} could not read them "
+           "(`fame info` counts them)" if summary.fallbacks else "")
     )
     if summary.failed:
         console.print(f"[bold red]{len(summary.errors) + len(summary.problems)} problem(s):[/]")

@@ -358,6 +358,22 @@ class CacheReader:
         available = ", ".join(sorted(splits)) or "none (use --split all)"
         raise CacheError(f"{self.path}: no split {name!r} (fold {fold}); available: {available}")
 
+    def decoder(self, video_id: str) -> str:
+        """The decoder whose frames (and masks) were cached for a video: "pyav" or "decord".
+
+        Usually the cache's ``--decoder``; the other one where it could not read the file.
+        Videos written before this was recorded read as the cache's decoder.
+        """
+        return self._info[video_id].get("decoder") or self.settings.get("decoder", "decord")
+
+    def decoder_counts(self) -> dict[str, int]:
+        """Finished videos per decoder that produced their frames, e.g. {"pyav": 9, "decord": 1}."""
+        counts: dict[str, int] = {}
+        for vid in self.video_ids:
+            name = self.decoder(vid)
+            counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
+
     def labels(self, video_ids: Iterable[str]) -> np.ndarray:
         return np.array([self._info[v]["label"] for v in video_ids], dtype=np.int64)
 
@@ -432,6 +448,8 @@ class CacheReader:
             "frames": int(sum(self._info[v]["num_frames"] for v in self.video_ids)),
             "frames_stored": self.has_frames,
             "frame_codec": self.frame_codec,
+            "decoder": self.settings.get("decoder", "decord"),
+            "decoders": self.decoder_counts(),
             "masks": {"method": self.mask_method[0], "version": self.mask_method[1]},
             "classes": self.classes,
             "splits": {name: len(ids) for name, ids in sorted(splits.items())},

@@ -195,7 +195,8 @@ def comparison_markdown(results: dict[str, dict[str, dict]], summary: dict, sett
         f"## Background bias, instance by instance (swap-retrieval, {len(seeds)} pretraining seed(s))",
         "",
         "Each test clip queries a gallery of the test videos' foregrounds moved onto other test videos'",
-        "backgrounds (" + ("true foreground masks" if settings.ground_truth else "the cache's masks") + "). "
+        "clean backgrounds (each without its own subject; " + ("true foreground masks" if settings.ground_truth
+                                                               else "the cache's masks") + "). "
         "`same_foreground`: the nearest items carry the query's own",
         "foreground (what moves); `same_background@1`: the nearest carries the query's background (the",
         "shortcut FAME removes). Percent, mean +- sample standard deviation over the pretraining seeds "

@@ -49,7 +49,9 @@ __all__ = [
     "PROTOCOLS", "SCHEMA", "EvaluateError", "EvaluateSettings", "read_config", "run_evaluate",
 ]
 
-SCHEMA = "fame-evaluate/1"  # the "schema" field of the output JSON
+# The "schema" field of the output JSON. 2: the swapped sets use clean plates by default and
+# say which backgrounds they used (swap.backgrounds, bg_swap.backgrounds).
+SCHEMA = "fame-evaluate/2"
 
 
 def run_evaluate(settings: EvaluateSettings, *, progress: Progress | None = None, log: Log | None = None) -> dict:

@@ -57,6 +57,11 @@ def prepare_job(settings: EvaluateSettings, device: torch.device, progress: Prog
     checkpoint = resolve_checkpoint_path(settings.checkpoint)
     weights = read_checkpoint(checkpoint) if checkpoint is not None else None
     settings = resolve_settings(replace(settings, checkpoint=str(checkpoint) if checkpoint else None), weights)
+    if settings.protocol == "swap-retrieval" and not reader.splits:
+        # A folder of videos has no split files; swap-retrieval needs no training set, so its
+        # queries are every video unless a split was named.
+        settings = replace(settings, train_split=_all_unless_named(settings.train_split, "train"),
+                           test_split=_all_unless_named(settings.test_split, "test"))
     train_ids = reader.split(settings.train_split, settings.fold)
     test_ids = reader.split(settings.test_split, settings.fold)
     for name, ids in (("train", train_ids), ("test", test_ids)):
@@ -70,6 +75,10 @@ def prepare_job(settings: EvaluateSettings, device: torch.device, progress: Prog
         settings, reader, train_ids, test_ids, splits, device, Path(settings.run_dir), Path(settings.output), weights,
         progress, log,
     )
+
+
+def _all_unless_named(name: str, default: str) -> str:
+    return "all" if name == default else name
 
 
 def _split_name(reader: CacheReader, name: str, fold: int) -> str:

@@ -43,6 +43,7 @@ def json_ready(job: Job, result: dict) -> dict:
             "metrics": _rounded(swap["metrics"]),
             "gap": _rounded(swap["gap"]),
             "beta": job.settings.beta,
+            "backgrounds": job.settings.backgrounds,
             "seed": job.settings.swap_seed,
         }
     return result

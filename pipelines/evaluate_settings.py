@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from pipelines.bg_swap import BETA, SWAP_SEED
+from pipelines.bg_swap import BACKGROUNDS, BETA, SWAP_SEED
 from pipelines.checkpoint_formats import BackboneWeights
 from pipelines.checkpoints import CHECKPOINTS, LATEST, latest_path
 from pipelines.models import BACKBONES
@@ -26,7 +26,7 @@ CROP_DEFAULTS = {"i3d": 224}  # the paper's crop per backbone; 112 for the other
 CROP_DEFAULT = 112
 # Settings that may differ when a run is resumed (they do not change what is trained).
 RESUMABLE_CHANGES = {
-    "resume", "workers", "device", "output", "save_features", "bg_swap", "beta", "swap_seed", "ground_truth",
+    "resume", "workers", "device", "output", "save_features", "bg_swap", "beta", "swap_seed", "ground_truth", "backgrounds",
     "ground_truth_dir",
     "test_batch_size", "checkpoint", "source", "threads",
 }
@@ -78,6 +78,7 @@ class EvaluateSettings:
     swap_seed: int = SWAP_SEED  # seed of the background-swap pairing
     ground_truth: bool = False  # swapped sets: merge with the true foreground masks, not the cache's
     ground_truth_dir: str | None = None  # their folder; None: fame synth's, beside the dataset root
+    backgrounds: str = "clean"  # swapped sets: each background without its own subject (clean), or raw
     save_features: str | None = None  # .npz file for the per-video features
     seed: int = 0  # classifier initialisation, clip sampling, augmentation
     workers: int = 4  # DataLoader worker processes (0: this process)
@@ -103,6 +104,8 @@ class EvaluateSettings:
             problems.append("--epochs 0 tests a saved classifier: pass its --checkpoint")
         if not 0 < self.beta <= 1:
             problems.append("beta must lie in (0, 1]")
+        if self.backgrounds not in BACKGROUNDS:
+            problems.append(f"backgrounds must be one of {', '.join(BACKGROUNDS)}, got {self.backgrounds!r}")
         if self.workers < 0:
             problems.append("workers must be 0 or more")
         if self.protocol == "swap-retrieval" and self.bg_swap:

@@ -94,6 +94,6 @@ def swapped_dataset(job: Job) -> tuple[SwappedClipDataset, np.ndarray]:
     dataset = SwappedClipDataset(
         job.reader.path, job.test_ids, partners, clip_len=s.clip_len, stride=s.stride, crop=s.crop,
         num_clips=s.clips_per_video, beta=s.beta, source=job.reader.source,
-        ground_truth=ground_truth_folder(job) if s.ground_truth else None,
+        ground_truth=ground_truth_folder(job) if s.ground_truth else None, backgrounds=s.backgrounds,
     )
     return dataset, partners

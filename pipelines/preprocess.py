@@ -20,12 +20,15 @@ from pipelines import cache as cache_format
 from pipelines.layouts import DatasetIndex, VideoEntry, discover_dataset
 from pipelines.mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
 from pipelines.settings import SettingsError
-from pipelines.video import VideoError, decode_video, read_video
+from pipelines.video import TruncatedVideoError, VideoError, check_file, decode_video, read_video
 
 #: crashes of a worker process a video may be part of before it is recorded as an error
 MAX_CRASHES = 2
-#: how the stage decodes a whole video (docs/benchmarks.md compares them)
+#: how the stage decodes a whole video (docs/benchmarks.md compares them); a file the chosen one
+#: cannot read is given to the other (``decode_any``)
 DECODERS = {"pyav": decode_video, "decord": read_video}
+#: the decoder that reads the clips of a ``--no-frames`` cache at training (``video.read_clip``)
+CLIP_DECODER = "decord"
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class VideoResult:
     frames: int = 0
     reason: str = ""
     seconds: float = 0.0
+    decoder: str = ""  # the decoder whose frames were cached ("done" only)
+    fallback: str = ""  # why the chosen decoder could not read it, when the other one did
 
 
 @dataclass
@@ -128,6 +133,7 @@ class PreprocessSummary:
     total: int = 0  # videos this run was responsible for
     done: int = 0
     skipped: int = 0  # already finished by an earlier run
+    fallbacks: int = 0  # videos done by the other decoder, the chosen one could not read them
     frames: int = 0
     seconds: float = 0.0
     layout: str = ""
@@ -161,6 +167,60 @@ def compute_soft_masks(frames: np.ndarray, settings: PreprocessSettings) -> tupl
 
 # --------------------------------------------------------------------------- one video
 
+
+def decoder_order(settings: PreprocessSettings) -> list[str]:
+    """The decoders to try on a file, the chosen one first.
+
+    A ``--no-frames`` cache is read at training by ``CLIP_DECODER`` alone, so there a file
+    only the other decoder reads is of no use and is not tried with it.
+    """
+    others = [name for name in DECODERS if name != settings.decoder]
+    if not settings.frames:
+        others = [name for name in others if name == CLIP_DECODER]
+    return [settings.decoder, *others]
+
+
+def decode_any(path: Path, settings: PreprocessSettings):
+    """(frames, probe, decoder, fallback) from the first of ``decoder_order`` that reads ``path``.
+
+    ``fallback`` is the chosen decoder's reason when another one read the file, else "".
+    What no decoder can help with is raised at once: a missing, empty or unreadable file
+    (``check_file``), or one PyAV found truncated (``TruncatedVideoError``). When every
+    decoder fails, the VideoError raised names each one's reason, in one line.
+    """
+    check_file(path)
+    failures: list[tuple[str, VideoError]] = []
+    for name in decoder_order(settings):
+        try:
+            frames, probe = DECODERS[name](path, short_side=settings.short_side)
+        except TruncatedVideoError:
+            raise
+        except VideoError as error:
+            failures.append((name, error))
+            continue
+        fallback = f"{failures[0][0]}: {failures[0][1].reason}" if failures else ""
+        return frames, probe, name, fallback
+    raise _unreadable(path, failures, settings)
+
+
+def _without_advice(reason: str) -> str:
+    """A VideoError's reason without its closing advice ("...; re-encode or remove it")."""
+    return reason.rpartition("; ")[0] or reason
+
+
+def _unreadable(path: Path, failures: list[tuple[str, VideoError]], settings: PreprocessSettings) -> VideoError:
+    """One error for a file no decoder read: each decoder's reason without its advice, then the advice."""
+    if len(failures) == 1:  # a --no-frames cache with --decoder decord: no other decoder was tried
+        name, error = failures[0]
+        if settings.frames:
+            return error
+        return type(error)(path, f"{_without_advice(error.reason)}, and a --no-frames cache's clips are read by "
+                                 f"{name} at training, so no other decoder is tried; re-encode it, or cache its frames")
+    reasons = "; ".join(f"{name}: {_without_advice(error.reason)}" for name, error in failures)
+    error = failures[0][1]
+    return type(error)(path, f"no decoder reads it ({reasons}); re-encode or remove it")
+
+
 def _init_worker() -> None:
     """Per-process set-up: one torch thread (parallelism is by processes), imports done once."""
     import torch
@@ -180,7 +240,7 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
 
     span = clip_span(settings.window, settings.stride)
     try:
-        frames, probe = DECODERS[settings.decoder](path, short_side=settings.short_side)
+        frames, probe, decoder, fallback = decode_any(path, settings)
         masks, starts = compute_soft_masks(frames, settings)  # a short video: one window, last frame repeated
         info = {
             "path": entry.path, "label": entry.label, "class_name": entry.class_name,
@@ -188,14 +248,15 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
             "width": int(frames.shape[2]), "source_height": probe.source_height,
             "source_width": probe.source_width, "window_starts": starts,
             "mask_window": {"window": settings.window, "stride": settings.stride, "hop": settings.hop},
-            "source_stamp": source_stamp(path),
+            "source_stamp": source_stamp(path), "decoder": decoder,
         }
         if len(frames) < span:  # how many repeated frames its one mask window holds (docs/cache-format.md)
             info["window_padding"] = span - len(frames)
         cache_format.write_video(cache, video_id, frames=frames if settings.frames else None, masks=masks, info=info,
                                  frame_codec=settings.frame_codec, frame_quality=settings.frame_quality,
                                  frame_chunk=settings.frame_chunk, zstd_level=settings.zstd_level)
-        return VideoResult(video_id, entry.path, "done", len(frames), seconds=time.perf_counter() - started)
+        return VideoResult(video_id, entry.path, "done", len(frames), seconds=time.perf_counter() - started,
+                           decoder=decoder, fallback=fallback)
     except VideoError as error:
         cache_format.write_error(cache, video_id, path=entry.path, reason=error.reason, kind=type(error).__name__)
         return VideoResult(video_id, entry.path, "error", reason=error.reason, seconds=time.perf_counter() - started)
@@ -268,6 +329,7 @@ def run_preprocess(settings: PreprocessSettings, progress: ProgressCallback | No
         if result.status == "done":
             summary.done += 1
             summary.frames += result.frames
+            summary.fallbacks += bool(result.fallback)
         else:
             summary.errors.append(result)
         if progress:

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from pipelines.bg_swap import SwappedClipDataset
 from pipelines.evaluate_job import build_model, checkpoint_summary
 from pipelines.evaluate_settings import EvaluateError
 from pipelines.inference import infer, swapped_dataset, testing_clips
@@ -127,20 +128,16 @@ class FrozenClipDataset(Dataset):
 # ---------------------------------------------------------------------------------------------
 
 
-def score_swap_retrieval(job, model: nn.Module) -> dict:
-    """Queries (normal and frozen) against the swap gallery with ``model``'s features.
+def swap_scores(queries_set: Dataset, gallery_set: Dataset, partners, features) -> dict:
+    """The scores of one encoder, given as ``features(dataset, stage) -> V, D`` (one row per
+    video, in dataset order): queries (normal and frozen) against the swap gallery.
 
-    Returns ``{"metrics", "chance", "frozen": {"metrics", "drop"}, "swap", "features",
-    "ranked": (similarities, indices), "frozen_ranked", "partners"}``.
+    Returns ``{"metrics", "chance", "frozen": {"metrics", "drop"}, "features", "ranked":
+    (similarities, indices), "frozen_ranked"}``.
     """
-    if len(job.test_ids) < 2:
-        raise EvaluateError(f"{job.reader.path}: swap-retrieval needs at least 2 test videos, "
-                            f"the split has {len(job.test_ids)}")
-    gallery_set, partners = swapped_dataset(job)  # each test foreground on its partner's background
-    queries_set = testing_clips(job, job.test_ids)
-    queries = infer(job, model, queries_set, logits=False, stage="test features")["features"]
-    gallery = infer(job, model, gallery_set, logits=False, stage="swap gallery features")["features"]
-    frozen = infer(job, model, FrozenClipDataset(queries_set), logits=False, stage="frozen test features")["features"]
+    queries = features(queries_set, "test features")
+    gallery = features(gallery_set, "swap gallery features")
+    frozen = features(FrozenClipDataset(queries_set), "frozen test features")
     ranked, frozen_ranked = rank_gallery(queries, gallery), rank_gallery(frozen, gallery)
     metrics = swap_retrieval_metrics(ranked[1], partners)
     frozen_metrics = swap_retrieval_metrics(frozen_ranked[1], partners)
@@ -148,12 +145,32 @@ def score_swap_retrieval(job, model: nn.Module) -> dict:
         "metrics": metrics,
         "chance": chance_levels(len(partners)),
         "frozen": {"metrics": frozen_metrics, "drop": {k: metrics[k] - frozen_metrics[k] for k in METRICS}},
-        "swap": {"masks": "ground-truth" if job.settings.ground_truth else "cache",
-                 "beta": None if job.settings.ground_truth else job.settings.beta,
-                 "seed": job.settings.swap_seed, "gallery": len(partners)},
         "features": {"test": queries, "test_swapgallery": gallery, "test_frozen": frozen},
-        "ranked": ranked, "frozen_ranked": frozen_ranked, "partners": partners,
+        "ranked": ranked, "frozen_ranked": frozen_ranked,
     }
+
+
+def swap_sets(job) -> tuple[Dataset, SwappedClipDataset, np.ndarray]:
+    """(queries, gallery, partners) of ``job``'s test videos."""
+    if len(job.test_ids) < 2:
+        raise EvaluateError(f"{job.reader.path}: swap-retrieval needs at least 2 test videos, "
+                            f"the split has {len(job.test_ids)}")
+    gallery_set, partners = swapped_dataset(job)  # each test foreground on its partner's clean background
+    return testing_clips(job, job.test_ids), gallery_set, partners
+
+
+def score_swap_retrieval(job, model: nn.Module) -> dict:
+    """``swap_scores`` of ``model``'s features on ``job``'s test videos, with ``"swap"`` (how the
+    gallery was made) and ``"partners"``."""
+    queries_set, gallery_set, partners = swap_sets(job)
+    scores = swap_scores(queries_set, gallery_set, partners,
+                         lambda dataset, stage: infer(job, model, dataset, logits=False, stage=stage)["features"])
+    s = job.settings
+    scores["swap"] = {"masks": "ground-truth" if s.ground_truth else "cache",
+                      "beta": None if s.ground_truth else s.beta,
+                      "backgrounds": s.backgrounds, "seed": s.swap_seed, "gallery": len(partners)}
+    scores["partners"] = partners
+    return scores
 
 
 def swap_retrieval_protocol(job, result: dict, features: dict) -> None:

@@ -1,4 +1,5 @@
-"""Video decoding behind a small interface, with decord as the backend.
+"""Video decoding behind a small interface: decord (the reference, and the reader of random
+clips) and PyAV (``decode_video``, the stage's default whole-video decoder).
 
 Every broken input raises a subclass of :class:`VideoError` that carries the file and a
 one-line reason; the commands turn those into one clear line each and a summary, never a
@@ -40,8 +41,20 @@ class CorruptVideoError(VideoError):
     """The file is not a video, is truncated or cannot be read."""
 
 
+class TruncatedVideoError(CorruptVideoError):
+    """Decoding in order stopped well short of the frames the container claims: the file itself
+    is cut or damaged, so another decoder is not tried (decord would return the frames before
+    the damage as if they were the whole video)."""
+
+
 class TooShortError(VideoError):
     """The video has fewer frames than the work needs."""
+
+
+#: how PyAV decodes container and stream tags that are not UTF-8 (e.g. the Latin-1 titles of
+#: HMDB51's films): undecodable bytes become U+FFFD. fame reads no tag, so a tag never refuses a file
+#: (PyAV's default, "strict", raised UnicodeDecodeError on opening such a file).
+METADATA_ERRORS = "replace"
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,7 @@ def _import_decord():
     return decord
 
 
-def _check_file(path: str | os.PathLike) -> Path:
+def check_file(path: str | os.PathLike) -> Path:
     """``path`` as a Path if it is a readable, non-empty file; else the VideoError saying why not."""
     path = Path(path)
     if not path.exists():
@@ -96,7 +109,7 @@ def _open(path: str | os.PathLike, short_side: int | None, num_threads: int = 1,
     that size; otherwise a first open finds the source size and, when resizing, a second
     opens at the resized size.
     """
-    path = _check_file(path)
+    path = check_file(path)
     decord = _import_decord()
     try:
         if size is not None:
@@ -180,15 +193,18 @@ def decode_video(path: str | os.PathLike, *, short_side: int | None = 128) -> tu
     reference (and the baseline of the benchmark); clips for training are read with decord.
 
     A file that stops short of the frame count its container claims by more than
-    ``TRUNCATION_SLACK`` is reported as truncated, not silently shortened (decord returns
-    the frames it could decode, e.g. 13 of 60).
+    ``TRUNCATION_SLACK`` is reported as truncated (``TruncatedVideoError``), not silently
+    shortened (decord returns the frames it could decode, e.g. 13 of 60). Tags that are not
+    UTF-8 are read leniently (``METADATA_ERRORS``). A rotation tag (the display matrix of
+    phone videos) is honoured as decord honours it: the frames are turned upright, and the
+    probe's sizes are the upright ones.
     """
     import av
     import av.video.reformatter
 
-    path = _check_file(path)
+    path = check_file(path)
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), metadata_errors=METADATA_ERRORS)
     except (av.FFmpegError, UnicodeDecodeError) as error:
         raise CorruptVideoError(path, f"not a readable video ({_first_line(error)}); re-encode or remove it") from None
     with container:
@@ -205,11 +221,14 @@ def decode_video(path: str | os.PathLike, *, short_side: int | None = 128) -> tu
         try:
             for frame in container.decode(stream):
                 if size is None:
-                    source = (frame.height, frame.width)
+                    turns = quarter_turns(frame)
+                    source = (frame.height, frame.width) if turns % 2 == 0 else (frame.width, frame.height)
                     size = resized_shape(*source, short_side)
-                if size != (frame.height, frame.width):
-                    frame = scale.reformat(frame, width=size[1], height=size[0], interpolation="BILINEAR")
-                frames.append(to_rgb.reformat(frame, format="rgb24").to_ndarray())
+                    coded = size if turns % 2 == 0 else size[::-1]  # the size to scale to before turning
+                if coded != (frame.height, frame.width):
+                    frame = scale.reformat(frame, width=coded[1], height=coded[0], interpolation="BILINEAR")
+                rgb = to_rgb.reformat(frame, format="rgb24").to_ndarray()
+                frames.append(np.rot90(rgb, turns) if turns else rgb)
         except av.FFmpegError as error:
             if not frames:
                 raise CorruptVideoError(path, f"not a readable video ({_first_line(error)}); re-encode or remove it") from None
@@ -217,12 +236,19 @@ def decode_video(path: str | os.PathLike, *, short_side: int | None = 128) -> tu
     if not frames:
         raise EmptyVideoError(path, "no decodable frame; re-download or remove it")
     if claimed - len(frames) > max(TRUNCATION_SLACK[0], TRUNCATION_SLACK[1] * claimed):
-        raise CorruptVideoError(
+        raise TruncatedVideoError(
             path, f"truncated or damaged: decoding stopped after {len(frames)} of {claimed} frames "
             f"({claimed - len(frames)} lost); re-download or re-encode it"
         )
     probe = VideoProbe(len(frames), fps if np.isfinite(fps) and fps > 0 else 0.0, *size, *source)
     return np.stack(frames), probe
+
+
+def quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns (0-3) that show a decoded PyAV frame upright, from its
+    rotation tag (display matrix); 0 without one, or with a PyAV too old to read it (< 14)."""
+    degrees = getattr(frame, "rotation", 0) or 0
+    return round(degrees / 90) % 4
 
 
 def _first_line(error: Exception) -> str:

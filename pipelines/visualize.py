@@ -36,6 +36,8 @@ from pipelines.atomic_files import atomic_write_json, json_safe
 from pipelines.augment import normalise
 from pipelines.cache import CacheError, open_cache, video_id_for
 from pipelines.clips import clip_span
+from pipelines.bg_swap import PLATE_SHARE
+from pipelines.clean_plates import clean_plate, plate_hole
 from pipelines.fame import foreground_fraction, merge_foreground_background, random_derangement, select_foreground
 from pipelines.ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
 from pipelines.html_index import write_index
@@ -290,6 +292,9 @@ def render_sheet(item: dict, settings: VisualizeSettings):
          + ("; green: true foreground)" if truth is not None else ")"), masked),
         (f"merged: this clip inside the mask, {_short(item['background_from'])} outside", [merged[t] for t in picked]),
     ]
+    if item.get("plate") is not None:
+        rows.append((f"clean plate: the clip without its subject ({item['plate_subject']}, {item['plate_camera']} camera),"
+                     " the background the swap test sets paste onto", [item["plate"][t] for t in picked]))
     if item.get("activations") is not None:
         acts = pictures.heat_colours(item["activations"])
         label = f"encoder activations ({item.get('encoder', 'checkpoint')})"
@@ -342,6 +347,27 @@ def _load(cache, video_id: str, settings: VisualizeSettings) -> dict:
             "window": cache.window_index(video_id, indices), "fps": float(info.get("fps") or DEFAULT_FPS),
             "stride": int(indices[1] - indices[0]) if len(indices) > 1 else 1,
             "clip": clip, "soft": soft, "mask": mask, "beta": share, "method": cache.mask_method[0]}
+
+
+def plate_of(item: dict) -> dict:
+    """The clean plate of an item's clip (``pipelines.clean_plates``), as the swap test sets
+    make it: without the true foreground of each frame when there is ground truth, else
+    without the top ``PLATE_SHARE`` of the soft map. ``{"plate": T, H, W, 3 uint8,
+    "plate_subject", "plate_camera"}``."""
+    clip = torch.from_numpy(np.ascontiguousarray(item["clip"])).permute(3, 0, 1, 2)  # 3, T, H, W
+    truth = item.get("truth")
+    if truth is not None:
+        subject, described = torch.from_numpy(np.asarray(truth, dtype=bool)), "true foreground removed"
+    else:
+        share = max(float(item["beta"]), PLATE_SHARE)
+        subject = select_foreground(torch.from_numpy(item["soft"])[None], beta=share)[0]
+        described = f"top {share:g} of the soft map removed"
+    if subject.dim() == 2:
+        subject = subject[None].expand(clip.shape[1], -1, -1)
+    _, still = plate_hole(clip, subject)
+    plate = clean_plate(clip, subject)
+    return {"plate": plate.permute(1, 2, 3, 0).numpy(), "plate_subject": described,
+            "plate_camera": "still" if still else "moving"}
 
 
 def merge_with_backgrounds(items: list[dict], seed: int) -> list[dict]:
@@ -415,6 +441,7 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
             quality[own_method][item["video_id"]] = item["quality"]
             for method, measured in item["compared_quality"].items():
                 quality[method][item["video_id"]] = measured
+        item.update(plate_of(item))
         if model is not None:
             item["activations"] = activation_maps(model, item["clip"])
             item["encoder"] = checkpoint["arch"]
@@ -425,10 +452,11 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
             files["animation"] = f"videos/{stem}.{settings.format}"
             writer = animation.write_gif if settings.format == "gif" else animation.write_mp4
             writer(render_animation_frames(item), out / files["animation"], fps=item["fps"] / item["stride"])
-        keys = ("video_id", "path", "class_name", "label", "frames", "window", "beta", "background_from", "statistics")
+        keys = ("video_id", "path", "class_name", "label", "frames", "window", "beta", "background_from", "statistics",
+                "plate_subject", "plate_camera")
         videos.append({**{k: item[k] for k in keys}, "quality": item.get("quality"),
                        "compared_quality": item.get("compared_quality"), "slug": stem, "files": files})
-        for key in ("clip", "merged", "activations", "truth", "compared"):  # free the arrays as we go
+        for key in ("clip", "merged", "activations", "truth", "compared", "plate"):  # free the arrays as we go
             item.pop(key, None)
         if progress:
             progress(index + 1, len(items))

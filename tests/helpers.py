@@ -27,6 +27,45 @@ def write_test_video(path: Path, frames: np.ndarray, *, fps: int = 25, codec: st
     return path
 
 
+def encode_video(path: Path, frames: np.ndarray, *, codec: str, pix_fmt: str, fps=25, options: dict | None = None,
+                 tags: dict | None = None, tags_encoding: str = "utf-8", rotation: int = 0) -> Path:
+    """Write T,H,W,3 uint8 frames with any encoder of PyAV's own ffmpeg (the container from the suffix).
+
+    ``tags`` are written as container metadata in ``tags_encoding`` (e.g. "latin-1", as in
+    the files HMDB51's clips were cut from); ``rotation`` (degrees, counter-clockwise) sets the
+    display matrix a phone writes for a video filmed upright.
+    """
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w", metadata_encoding=tags_encoding) as container:
+        container.metadata.update(tags or {})
+        stream = container.add_stream(codec, rate=fps, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def smooth_moving_video(frames: int = 20, height: int = 96, width: int = 128) -> np.ndarray:
+    """A red square moving right over smooth colour waves: T,H,W,3 uint8, closer to filmed
+    content than ``moving_square_video``'s per-pixel noise (which no lossy codec keeps)."""
+    y, x = np.mgrid[0:height, 0:width]
+    background = np.stack([128 + 100 * np.sin(x / 9.0), 128 + 100 * np.cos(y / 7.0),
+                           128 + 80 * np.sin((x + y) / 11.0)], axis=-1)
+    video = np.repeat(background[None], frames, axis=0)
+    side = max(4, height // 4)
+    for t in range(frames):
+        left = (t * 2) % (width - side)
+        video[t, height // 3 : height // 3 + side, left : left + side] = (230, 50, 40)
+    return video.clip(0, 255).astype(np.uint8)
+
+
 def moving_square_video(frames: int = 40, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
     """A bright square moving right over a static random texture: T,H,W,3 uint8."""
     rng = np.random.default_rng(seed)

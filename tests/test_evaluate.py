@@ -21,6 +21,7 @@ from pipelines.cache import open_cache
 from pipelines.checkpoint_formats import read_checkpoint
 from pipelines.checkpoints import atomic_save, latest_path, load_checkpoint, make_checkpoint
 from pipelines.classifier_training import lr_milestones
+from pipelines.clean_plates import DILATION, dilate
 from pipelines.clips import ClipDataset
 from pipelines import distributed
 from pipelines.distributed import gather_in_order, shard
@@ -61,7 +62,7 @@ def settings(cache: Path, tmp_path: Path, protocol: str, **overrides) -> Evaluat
 
 def check_schema(result: dict, protocol: str, *, bg_swap: bool) -> None:
     """The documented JSON (docs/evaluation.md), as written to disk."""
-    assert result["schema"] == "fame-evaluate/1" and result["protocol"] == protocol
+    assert result["schema"] == "fame-evaluate/2" and result["protocol"] == protocol
     keys = {"schema", "protocol", "dataset", "fold", "checkpoint", "settings", "metrics", "counts", "world_size",
             "seconds", "files"}
     keys |= {"epochs_done"} if protocol in ("finetune", "linear") else set()
@@ -85,7 +86,7 @@ def check_schema(result: dict, protocol: str, *, bg_swap: bool) -> None:
     assert result["counts"] == {"videos": 3, "clips": 3 * result["settings"]["clips_per_video"], "train_videos": 9}
     if bg_swap:
         swap = result["bg_swap"]
-        assert set(swap) == {"metrics", "gap", "beta", "seed"}
+        assert set(swap) == {"metrics", "gap", "beta", "backgrounds", "seed"}
         assert set(expected) <= set(swap["metrics"]) and list(swap["gap"]) == expected
         for name in expected:
             assert swap["gap"][name] == pytest.approx(result["metrics"][name] - swap["metrics"][name], abs=2e-4)
@@ -160,9 +161,16 @@ def test_swapped_clips_keep_the_foreground_and_take_the_partner_background(cache
     assert mask.shape == (2, 32, 32) and mask.float().mean().item() == pytest.approx(0.5)
     own, background = plain[0]["clips"], plain[int(partners[0])]["clips"]
     inside = mask[:, None, None].expand_as(own)
+    plate = swapped.background_clips(int(partners[0]))  # the partner without its subject (cache map, top 0.5)
     assert torch.equal(item["clips"][inside], own[inside])
-    assert torch.equal(item["clips"][~inside], background[~inside])
+    assert torch.equal(item["clips"][~inside], plate[~inside])
     assert item["label"] == plain[0]["label"] and item["partner"] == int(partners[0])
+    subject = swapped.subject_masks(int(partners[0]))  # 2, S, S
+    assert subject.shape == (2, 32, 32) and subject.float().mean().item() == pytest.approx(0.5)
+    kept = ~dilate(subject, DILATION)[:, None, None].expand_as(background)
+    assert torch.equal(plate[kept], background[kept]) and not torch.equal(plate, background)
+    raw = SwappedClipDataset(cache, ids, partners, num_clips=2, beta=0.5, backgrounds="raw", **CLIP)[0]["clips"]
+    assert torch.equal(raw[~inside], background[~inside]) and torch.equal(raw[inside], own[inside])
 
 
 # --- the protocols -------------------------------------------------------------------------

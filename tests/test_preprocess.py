@@ -477,3 +477,20 @@ def test_decoder_decord_is_recorded_by_absence_and_checked_on_resume(synth_datas
     assert run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, decoder="decord")).done == 1
     with pytest.raises(ValueError, match="--decoder"):
         settings_for(synth_dataset, cache, decoder="opencv")
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "decord"])
+def test_videos_record_their_decoder_and_older_ones_read_as_the_caches(synth_dataset, tmp_path, decoder):
+    """Each video records the decoder of its frames; a video written before that reads as the cache's decoder."""
+    cache = tmp_path / "c.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, decoder=decoder))
+    reader = open_cache(cache)
+    assert [reader.info(v)["decoder"] for v in reader.video_ids] == [decoder, decoder]
+    meta = cache / "videos" / reader.video_ids[0] / "zarr.json"
+    data = json.loads(meta.read_text())
+    del data["attributes"]["decoder"]  # as written before the field existed
+    meta.write_text(json.dumps(data))
+    reader = open_cache(cache)
+    assert reader.decoder(reader.video_ids[0]) == decoder and reader.decoder_counts() == {decoder: 2}
+    assert reader.summary()["decoders"] == {decoder: 2}
+    assert run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, decoder=decoder)).skipped == 2

@@ -14,16 +14,19 @@ from torch import nn
 
 from pipelines.bg_swap import SwappedClipDataset, swap_partners
 from pipelines.cache import open_cache
+from pipelines.clean_plates import DILATION, dilate, plate_hole
 from pipelines.evaluate import EvaluateError, EvaluateSettings, run_evaluate
 from pipelines.evaluate_job import prepare_job as _prepare
 from pipelines.ground_truth import clip_ground_truth, synth_ground_truth
 from pipelines.preprocess import PreprocessSettings, run_preprocess
 from pipelines.swap_retrieval import (
     background_owners,
+    FrozenClipDataset,
     chance_levels,
     freeze_clips,
     score_swap_retrieval,
     swap_retrieval_metrics,
+    swap_scores,
 )
 
 SMALL = dict(short_side=32, window=8, stride=2, hop=4)
@@ -98,9 +101,18 @@ def test_ground_truth_gallery_takes_the_true_foreground_and_the_partner_backgrou
                                   width=info["width"]).any(axis=0)
         assert 0.02 < float(masks.float().mean()) < 0.6  # the mover, not a fixed share
         assert truth.mean() > 0
-        merged, own, other = gallery[i]["clips"], plain[i]["clips"], plain[int(partners[i])]["clips"]
+        merged, own = gallery[i]["clips"], plain[i]["clips"]
+        plate = gallery.background_clips(int(partners[i]))  # the partner without its own subject
         inside = masks[:, None, None].expand_as(own)
-        assert torch.equal(merged[inside], own[inside]) and torch.equal(merged[~inside], other[~inside])
+        assert torch.equal(merged[inside], own[inside]) and torch.equal(merged[~inside], plate[~inside])
+        # the plate is the partner's clip wherever its subject (dilated) never was
+        other = plain[int(partners[i])]["clips"]
+        kept = ~dilate(gallery.subject_masks(int(partners[i])).any(dim=1), DILATION)[:, None, None].expand_as(other)
+        assert torch.equal(plate[kept], other[kept]) and not torch.equal(plate, other)
+    raw = SwappedClipDataset(cache, ids, partners, clip_len=8, stride=2, crop=32, num_clips=2,
+                             ground_truth=truth_dir, backgrounds="raw")
+    masks = raw.foreground_masks(0)[:, None, None].expand_as(plain[0]["clips"])
+    assert torch.equal(raw[0]["clips"][~masks], plain[int(partners[0])]["clips"][~masks])  # the old sets
 
 
 # --------------------------------------------------------------------------- encoders with known answers
@@ -145,6 +157,100 @@ def test_frozen_clips_change_nothing_for_an_encoder_that_sees_one_frame(cache):
     torch.testing.assert_close(scores["features"]["test_frozen"], scores["features"]["test"])
 
 
+# --------------------------------------------------------------------------- encoders that see through the true masks
+
+
+def masked_encoder(gallery: SwappedClipDataset, view):
+    """``features(dataset, stage)`` for ``swap_scores``: an encoder that sees each video's
+    clips only through ``view(clips, kind, index) -> (values, seen)`` (float num_clips, 3, T,
+    S, S and bool num_clips, T, S, S). Its feature is the mean of the seen values in each 4x4
+    cell over the clip's frames; a cell with nothing seen takes the mean of all that is seen,
+    so what is hidden leaves no pattern of its own."""
+
+    def features(dataset, stage):
+        kind = "gallery" if isinstance(dataset, SwappedClipDataset) else "query"
+        clips_of = (lambda i: freeze_clips(dataset.clips[i]["clips"])) if isinstance(dataset, FrozenClipDataset) \
+            else (lambda i: dataset[i]["clips"])
+        rows = []
+        for i in range(len(dataset)):
+            values, seen = view(clips_of(i).float(), kind, i)
+            weight = seen[:, None].float()  # num_clips, 1, T, S, S
+            total = nn.functional.avg_pool3d(values * weight, (values.shape[2], 4, 4))  # num_clips, 3, 1, S/4, S/4
+            count = nn.functional.avg_pool3d(weight, (values.shape[2], 4, 4))
+            overall = (values * weight).sum(dim=(2, 3, 4), keepdim=True) / weight.sum(dim=(2, 3, 4), keepdim=True).clamp_min(1)
+            rows.append(torch.where(count > 0, total / count.clamp_min(1e-9), overall.expand_as(total)).flatten())
+        return torch.stack(rows)
+
+    return features
+
+
+def pasted(gallery, index, clips):
+    """The true foreground of video ``index``'s clips (the union over each clip's frames, what
+    the gallery pastes), as bool num_clips, T, S, S."""
+    return gallery.foreground_masks(index)[:, None].expand(-1, clips.shape[2], -1, -1)  # num_clips, T, S, S
+
+
+def ring_contrast(clips, region):
+    """Each frame's pixels inside ``region`` minus the mean of a 3-pixel ring around it, seen
+    there only (elsewhere the contrast is 0): what a fill that left its outline or its colour
+    would show."""
+    ring = dilate(region, 3) & ~region  # num_clips, T, S, S
+    weights = ring[:, None].float()
+    ring_mean = (clips * weights).sum(dim=(-2, -1), keepdim=True) / weights.sum(dim=(-2, -1), keepdim=True).clamp_min(1)
+    return (clips - ring_mean) * region[:, None], torch.ones_like(region)
+
+
+def plate_holes(gallery, index):
+    """The holes ``clean_plate`` fills in video ``index``'s clips: bool num_clips, T, S, S."""
+    clips = gallery.clips[index]["clips"]
+    return torch.stack([plate_hole(c, s)[0] for c, s in zip(clips, gallery.subject_masks(index))])
+
+
+def encoder_scores(cache, truth_dir, view, backgrounds="clean"):
+    reader = open_cache(cache)
+    ids = reader.split("all")
+    partners = swap_partners(len(ids))
+    gallery = SwappedClipDataset(cache, ids, partners, clip_len=8, stride=2, crop=32, num_clips=2,
+                                 ground_truth=truth_dir, backgrounds=backgrounds)
+    queries = gallery.clips
+    return swap_scores(queries, gallery, partners, masked_encoder(gallery, lambda c, k, i: view(gallery, c, k, i)))
+
+
+def test_an_encoder_of_the_true_foreground_alone_finds_the_foreground(cache, synth_dataset):
+    def foreground_only(gallery, clips, kind, i):
+        return clips, pasted(gallery, i, clips)  # a query's pixels there are what its gallery item got
+
+    scores = encoder_scores(cache, synth_ground_truth(synth_dataset / "UCF-101"), foreground_only)
+    assert scores["metrics"]["same_foreground@1"] == 100.0 and scores["metrics"]["same_background@1"] == 0.0
+
+
+def test_an_encoder_of_everything_but_the_foreground_finds_the_background(cache, synth_dataset):
+    def background_only(gallery, clips, kind, i):
+        return clips, ~pasted(gallery, i, clips)
+
+    scores = encoder_scores(cache, synth_ground_truth(synth_dataset / "UCF-101"), background_only)
+    assert scores["metrics"]["same_background@1"] == 100.0 and scores["metrics"]["same_foreground@1"] == 0.0
+
+
+@pytest.mark.parametrize("backgrounds", ["clean", "raw"])
+def test_an_encoder_of_the_filled_hole_alone_finds_nothing_on_clean_plates(cache, synth_dataset, backgrounds):
+    """It sees a gallery item only where its background's subject was removed (outline and
+    colour against the surroundings) and a query only where its own subject is: on clean
+    plates near chance; on raw backgrounds, where the subject is still there, it finds it."""
+    def hole_only(gallery, clips, kind, i):
+        if kind == "query":
+            return ring_contrast(clips, plate_holes(gallery, i))
+        partner = gallery.partners[i]
+        return ring_contrast(clips, plate_holes(gallery, partner) & ~pasted(gallery, i, clips))
+
+    scores = encoder_scores(cache, synth_ground_truth(synth_dataset / "UCF-101"), hole_only, backgrounds)
+    chance = scores["chance"]["same_background@1"]  # 1 of 12
+    if backgrounds == "raw":
+        assert scores["metrics"]["same_background@1"] >= 75.0
+    else:
+        assert scores["metrics"]["same_background@1"] <= 2 * chance + 1e-6
+
+
 # --------------------------------------------------------------------------- the command's JSON
 
 
@@ -156,7 +262,7 @@ def test_swap_retrieval_json_and_neighbours_file(cache, tmp_path):
     names = ["same_foreground@1", "same_foreground@5", "same_background@1"]
     assert list(written["metrics"]) == names and list(written["chance"]) == names
     assert list(written["frozen"]) == ["metrics", "drop"] and list(written["frozen"]["metrics"]) == names
-    assert written["swap"] == {"masks": "cache", "beta": 0.5, "seed": 0, "gallery": 12}
+    assert written["swap"] == {"masks": "cache", "beta": 0.5, "backgrounds": "clean", "seed": 0, "gallery": 12}
     assert written["counts"]["videos"] == 12
     lines = [json.loads(line) for line in Path(written["files"]["neighbours"]).read_text().splitlines()]
     assert len(lines) == 12
@@ -184,3 +290,15 @@ def test_bg_swap_can_use_the_true_foreground_too(cache, tmp_path):
     result = run_evaluate(EvaluateSettings(cache=str(cache), run_dir=str(tmp_path / "r"), bg_swap=True,
                                            ground_truth=True, **{**ALL, "protocol": "retrieval", "test_split": "test"}))
     assert result["settings"]["ground_truth"] is True and "recall@1" in result["bg_swap"]["metrics"]
+
+
+def test_a_cache_without_splits_queries_every_video(synth_dataset, tmp_path):
+    """A folder of videos has no split files: swap-retrieval, which trains nothing, then
+    queries all of them without being told."""
+    cache = tmp_path / "folder.zarr"
+    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(cache), layout="folder", **SMALL))
+    assert not open_cache(cache).splits
+    options = {k: v for k, v in ALL.items() if k != "test_split"}
+    result = run_evaluate(EvaluateSettings(cache=str(cache), run_dir=str(tmp_path / "run"), ground_truth=True, **options))
+    assert result["counts"]["videos"] == 12 and result["dataset"]["test_split"] == "all"
+    assert result["swap"]["backgrounds"] == "clean" and result["schema"] == "fame-evaluate/2"
