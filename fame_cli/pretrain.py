@@ -136,7 +136,8 @@ def progress_events(main: bool):
                     f"{data['videos']} videos, {data['steps_per_epoch']} steps per epoch, "
                     f"{data['world_size']} process(es) on {data['device']}{resumed}", soft_wrap=True,
                 )
-                console.print(data["threads"], soft_wrap=True)
+                if data.get("threads"):
+                    console.print(data["threads"], soft_wrap=True)
                 if data.get("tensorboard"):
                     console.print(f"TensorBoard: tensorboard --logdir {data['tensorboard']}", soft_wrap=True)
                 update(data["step"], total=data["steps_per_epoch"] * data["settings"]["epochs"])

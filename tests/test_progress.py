@@ -39,7 +39,7 @@ def test_pretrain_prints_one_line_per_update_and_one_per_epoch(capsys):
     metrics = {"loss": 3.0, "top1": 10.0, "top5": 50.0, "clips_per_s": 12.0, "data_time": 0.02, "step_time": 0.98}
     with progress_events(True) as on_event:
         on_event("start", {"videos": 8, "steps_per_epoch": 2, "world_size": 1, "device": "cpu", "step": 0,
-                           "start_epoch": 0, "settings": settings})
+                           "start_epoch": 0, "settings": settings, "threads": "threads: 1 torch thread(s) in this process"})
         for epoch in (1, 2):
             for s in (1, 2):
                 on_event("step", {**step, "step": 2 * (epoch - 1) + s, "epoch": epoch})
