@@ -4,8 +4,8 @@ each keep? (Issue 20: 0.24-0.30 each on 2 cores, where 0.5 is a fair split.)
 Runs the same small pretraining (``python -m fame_cli pretrain``, the ``small`` backbone, one
 loader worker) as separate processes:
 
-- ``alone``: one run by itself, default threads; ``alone, 1 thread``: the same with
-  ``--threads 1`` (on a machine that other jobs load, one thread can be the faster);
+- ``alone``: one run by itself, default threads; ``alone, 1 thread`` and ``alone, all
+  threads``: the same with ``--threads 1`` and with every core (what a run did before);
 - ``two, all threads each``: two started together, each with ``--threads`` = every core (what
   every process did before: torch takes one thread per core);
 - ``two, default``: two started together, each choosing its own share (``pipelines.threads``).
@@ -87,9 +87,9 @@ def main() -> None:
             from bench_loader import make_demo_cache
 
             args.cache = make_demo_cache(temporary, args.videos_per_class, frames=60)
-        modes = {"alone": [None], "alone, 1 thread": [1], "two, all threads each": [cores, cores],
-                 "two, default": [None, None]}
-        lone = ("alone", "alone, 1 thread")
+        modes = {"alone": [None], "alone, 1 thread": [1], "alone, all threads": [cores],
+                 "two, all threads each": [cores, cores], "two, default": [None, None]}
+        lone = ("alone", "alone, 1 thread", "alone, all threads")
         measured: dict[str, list[list[tuple[float, str]]]] = {mode: [] for mode in modes}
         for round_index in range(args.rounds):
             for mode, threads in modes.items():
@@ -116,6 +116,12 @@ def main() -> None:
     print()
     for mode, values in shares.items():
         print(f"{mode}: median share {statistics.median(values):.2f}, lowest {min(values):.2f}")
+    before = [speed / measured["alone, all threads"][r][0][0] for r in range(args.rounds)
+              for speed, _ in measured["two, all threads each"][r]]
+    print(f"two, all threads each, over the lone run with all threads (before): median {statistics.median(before):.2f}")
+    print("\nthe threads lines the runs printed:")
+    for line in sorted({line for runs in measured.values() for results in runs for _, line in results}):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":
