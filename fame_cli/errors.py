@@ -22,8 +22,13 @@ USER_ERRORS = {
     "pipelines.settings": ("SettingsError",),
     "pipelines.video": ("VideoError",),
 }
-#: operating-system errors that are the machine's state, not a bug: full disk, no permission
-SYSTEM_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT}
+#: operating-system errors about a path, that the user can fix: what to do about each
+SYSTEM_ERRNOS = {
+    errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+    errno.EACCES: "fix the permissions or choose another path", errno.EPERM: "fix the permissions or choose another path",
+    errno.EROFS: "choose a writable path", errno.ENOENT: "check the path", errno.ENOTDIR: "check the path",
+    errno.EISDIR: "check the path", errno.ENAMETOOLONG: "choose a shorter path",
+}
 #: how torch re-raises an error of a DataLoader worker: its message holds the worker's traceback
 WORKER_TRACEBACK = "Original Traceback (most recent call last):"
 
@@ -50,7 +55,7 @@ def user_message(error: BaseException) -> str | None:
     """One line for an error the user can fix (None: a bug, let its traceback show)."""
     if isinstance(error, user_error_types()):
         return one_line(str(error)) or type(error).__name__
-    if isinstance(error, OSError) and error.errno in SYSTEM_ERRNOS:
-        where = error.filename or "a file"
-        return f"{where}: {error.strerror}; free space or fix the permissions, then rerun the same command to resume"
+    if isinstance(error, OSError) and error.errno in SYSTEM_ERRNOS and error.filename:
+        return (f"{error.filename}: {error.strerror}; {SYSTEM_ERRNOS[error.errno]}, then rerun the same command "
+                "(finished work is kept)")
     return None

@@ -261,8 +261,18 @@ class Trainer:
         """One optimiser step; returns loss, top1, top5 (means over all processes) and the lr used.
         Raises TrainingDiverged, on every process alike, when the loss is not finite."""
         query, key = self.views(batch)
-        with autocast_context(self.device, self.settings.amp):
-            loss, stats = self.trained(query, key)
+        try:
+            with autocast_context(self.device, self.settings.amp):
+                loss, stats = self.trained(query, key)
+        except ValueError as error:
+            if "more than 1 value per channel" not in str(error):
+                raise
+            s = self.settings  # tiny crops and batches: a batch norm meets one number per channel
+            raise SettingsError(
+                f"batch norm got one value per channel at step {step} (--crop {s.crop}, --batch-size "
+                f"{s.batch_size}, --bn-splits {s.bn_splits}): the backbone's last maps are 1x1x1 at this crop; "
+                "raise --crop or --batch-size, or lower --bn-splits"
+            ) from None
         # one synchronisation per step: the means over all processes, and the NaN check
         summary = torch.stack([stats["loss"], stats["acc1"], stats["acc5"]]).float()  # 3
         loss_value, top1, top5 = distributed.all_reduce_mean(summary).tolist()

@@ -323,3 +323,8 @@ def test_a_queue_many_times_the_dataset_is_warned_about_with_the_recipe_that_fit
                  progress=lambda e, d: events.append((e, d)))
     warnings = [d["message"] for e, d in events if e == "warning"]
     assert len(warnings) == 1 and "--queue 4096" in warnings[0] and "12 training videos" in warnings[0]
+
+
+def test_a_crop_too_small_for_batch_norm_is_one_line(cache, tmp_path):
+    with pytest.raises(SettingsError, match=r"batch norm got one value per channel.*raise --crop"):
+        run_pretrain(tiny(cache, tmp_path / "r", batch_size=2, crop=6))

@@ -104,6 +104,11 @@ def test_an_uncaught_user_error_is_one_line_and_a_bug_keeps_its_traceback(capsys
     full = OSError(errno.ENOSPC, "No space left on device", "run/checkpoints/latest.pt")
     assert _exit_status(_app(full)) == 2
     assert "run/checkpoints/latest.pt: No space left on device" in capsys.readouterr().err
+    missing = FileNotFoundError(errno.ENOENT, "No such file or directory", "/proc/out")
+    assert _exit_status(_app(missing)) == 2
+    assert "/proc/out: No such file or directory; check the path" in capsys.readouterr().err
+    with pytest.raises(OSError):  # an OS error that names no path is not known to be the user's
+        _app(OSError(errno.ENOSPC, "No space left on device"))(["boom"], prog_name="fame")
     with pytest.raises(RuntimeError, match="a bug"):  # not swallowed: the traceback shows
         _app(RuntimeError("a bug"))(["boom"], prog_name="fame")
     assert user_message(KeyError("x")) is None
