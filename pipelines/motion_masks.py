@@ -25,6 +25,12 @@ method) and returns uint8 maps averaged down once more to a short side of at lea
 blurred with a kernel of a fifth of their side, they carry nothing finer (measured: the same
 ROC-AUC to the third decimal), so the cache stores them at that size, a sixteenth of the
 frames' pixels, and the readers rescale them to the frames before cropping. ``docs/method.md`` measures each step and the cost.
+
+``video_adaptive_maps`` (``--masks adaptive``) adapts steps 3-6 to the footage: each pair also
+gets its still-camera difference and a verdict on whether the camera moved (``camera_moves``),
+each window keeps the more concentrated of the two kinds of evidence (``choose_evidence``), and
+the centre prior is weighted by the evidence's spread and the camera's motion
+(``adaptive_centre_weight``). ``video_translation_difference_maps`` is a baseline.
 """
 
 from __future__ import annotations
