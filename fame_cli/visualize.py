@@ -33,8 +33,8 @@ def visualize_masks(
                                       help=f"{'|'.join(FORMATS)}: contact sheets only, or also an animation."),
     beta: str = typer.Option(str(DEFAULTS.beta), help="Share of the frame kept as foreground (FAME's beta), or auto: fitted to "
                              "each clip's soft map."),
-    compare: list[str] = typer.Option([], "--compare", help="Other mask methods (motion, paper, frame-difference, "
-                                      "centre; repeat or separate with commas) computed from the cached frames and "
+    compare: list[str] = typer.Option([], "--compare", help="Other mask methods (motion, adaptive, paper, "
+                                      "frame-difference, translation-difference, centre; repeat or separate with commas) computed from the cached frames and "
                                       "shown and scored beside the cache's own."),
     seed: int = typer.Option(DEFAULTS.seed, help="Seed of the sample and of which video lends its background to which."),
     clip_len: int | None = typer.Option(None, help="Frames per clip (default: the cache's mask window)."),

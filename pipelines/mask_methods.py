@@ -9,9 +9,13 @@ rescale it with the frames' crop (``pipelines.clips.crop_resize_map``).
   method that measured best on real footage (``docs/method.md``).
 - ``paper``: the paper's steps 1-4 (``pipelines.window_maps.video_soft_maps``), bit for bit as this
   project computed them before the methods had names; caches made then are ``paper`` caches.
-- ``frame-difference`` and ``centre``: the two simple baselines every method is judged beside,
-  the paper's step 1 alone (mean absolute frame difference, blurred) and a centred Gaussian
-  that never looks at the video. Cached like the others, e.g. for ablations.
+- ``adaptive``: ``motion`` adapted to the footage (``motion_masks.video_adaptive_maps``): per
+  window, compensated or still-camera evidence, whichever is more concentrated, and a centre
+  prior weighted by how much the camera moves and how spread the evidence is.
+- ``frame-difference``, ``translation-difference`` and ``centre``: the simple baselines every
+  method is judged beside: the paper's step 1 alone (mean absolute frame difference, blurred),
+  the same on frames aligned by a global translation, and a centred Gaussian that never looks
+  at the video. Cached like the others, e.g. for ablations.
 
 A method's ``version`` is bumped whenever the maps it computes change; the cache records
 method and version, and a resume with another is refused.
@@ -28,8 +32,10 @@ import numpy as np
 # `fame preprocess` check names against this registry, and `fame --help` must not load torch.
 
 DEFAULT_METHOD = "motion"
-#: ``pipelines.motion_masks.VERSION`` (a test keeps the two equal): bump both when its maps change
+#: ``pipelines.motion_masks.VERSION`` and ``ADAPTIVE_VERSION`` (a test keeps them equal): bump
+#: both when the maps change
 MOTION_VERSION = 1
+ADAPTIVE_VERSION = 1
 #: what a cache made before ``--masks`` existed holds
 LEGACY_METHOD = "paper"
 
@@ -71,6 +77,18 @@ def _motion(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[i
     return motion_masks.video_motion_maps(frames, window=p.window, stride=p.stride, hop=p.hop)
 
 
+def _adaptive(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
+    from pipelines import motion_masks
+
+    return motion_masks.video_adaptive_maps(frames, window=p.window, stride=p.stride, hop=p.hop)
+
+
+def _translation_difference(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
+    from pipelines import motion_masks
+
+    return motion_masks.video_translation_difference_maps(frames, window=p.window, stride=p.stride, hop=p.hop)
+
+
 def _frame_difference(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
     """The paper's step 1 alone on each window, at the frames' resolution."""
     import torch
@@ -104,8 +122,13 @@ METHODS: dict[str, MaskMethod] = {
                    "camera-compensated motion: robust affine alignment, then differences (ours)", _motion),
         MaskMethod("paper", 1, "the paper's frame difference + colour statistics (steps 1-4)", _paper,
                    uses_colour_settings=True),
+        MaskMethod("adaptive", ADAPTIVE_VERSION,
+                   "motion adapted to the footage: compensated or still-camera evidence per window, "
+                   "a centre prior weighted by camera motion and spread (ours)", _adaptive),
         MaskMethod("frame-difference", 1, "baseline: the paper's step 1 alone, no camera compensation",
                    _frame_difference),
+        MaskMethod("translation-difference", 1,
+                   "baseline: the paper's step 1 on frames aligned by a global translation", _translation_difference),
         MaskMethod("centre", 1, "baseline: a centred Gaussian that never looks at the video", _centre),
     )
 }

@@ -25,6 +25,12 @@ method) and returns uint8 maps averaged down once more to a short side of at lea
 blurred with a kernel of a fifth of their side, they carry nothing finer (measured: the same
 ROC-AUC to the third decimal), so the cache stores them at that size, a sixteenth of the
 frames' pixels, and the readers rescale them to the frames before cropping. ``docs/method.md`` measures each step and the cost.
+
+``video_adaptive_maps`` (``--masks adaptive``) adapts steps 3-6 to the footage: each pair also
+gets its still-camera difference and a verdict on whether the camera moved (``camera_moves``),
+each window keeps the more concentrated of the two kinds of evidence (``choose_evidence``), and
+the centre prior is weighted by the evidence's spread and the camera's motion
+(``adaptive_centre_weight``). ``video_translation_difference_maps`` is a baseline.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from pipelines.window_maps import window_starts
 
 #: bumped whenever the maps this method computes change; recorded in the cache's settings
 VERSION = 1
+#: the same for the ``adaptive`` maps (``video_adaptive_maps``)
+ADAPTIVE_VERSION = 1
 
 #: short side (at least) of the frames the motion evidence is computed at
 MAP_SHORT_SIDE = 64
@@ -56,6 +64,24 @@ TUKEY_C = 4.685
 NOISE_FLOOR = 1 / UINT8_MAX
 #: from the median absolute deviation to a standard deviation, for normal noise
 MAD_TO_SIGMA = 1.4826
+
+# The ``adaptive`` method (``video_adaptive_maps``)
+#: a pair's camera moved if its fitted motion shifts the frame by more than this many evidence
+#: pixels (corners and centre, on average): below it, compensating changes little anyway
+#: (1.0 measured 0.004 lower on DAVIS: pairs with a small real motion lost their compensation)
+CAMERA_MOTION_PIXELS = 0.5
+#: the still-camera evidence is a candidate only where the fitted camera motion leaves at least
+#: this share of the still-camera difference unexplained (below it, the camera clearly moved)
+MIN_UNEXPLAINED = 0.5
+#: a map's pixels above this share of its range count towards the area its evidence covers
+AREA_LEVEL = 0.5
+#: the centre prior's weight per unit of evidence area, when the camera moves (evidence over a
+#: tenth of the frame gets the ``motion`` method's fixed 0.3 under a moving camera)
+PRIOR_PER_AREA = 3.0
+#: the pair medians of ``camera_moves`` are taken over every this-many-th pixel (as the fit's scale)
+MEDIAN_EVERY = 4
+#: the least weight of the prior: a tie-breaker where a window shows no motion at all
+PRIOR_FLOOR = 0.02
 
 
 def map_factor(height: int, width: int, short_side: int = MAP_SHORT_SIDE) -> int:
@@ -208,8 +234,14 @@ def estimate_camera_motion(
 def compensated_difference(reference: torch.Tensor, moving: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Step 3: ``|reference - warp(moving, theta)|`` for grey frames N, H, W: the change the
     camera's motion does not explain. Zero where the warp samples outside the picture."""
+    return _compensated_difference_and_inside(reference, moving, theta)[0]
+
+
+def _compensated_difference_and_inside(reference: torch.Tensor, moving: torch.Tensor,
+                                       theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``compensated_difference`` and where the warp stayed inside the picture (bool N, H, W)."""
     warped, inside = warp(moving[:, None], theta)
-    return (warped[:, 0] - reference).abs() * inside
+    return (warped[:, 0] - reference).abs() * inside, inside
 
 
 def window_evidence(
@@ -262,6 +294,145 @@ def _window_pairs(starts: list[int], *, window: int, stride: int, gap: int) -> t
     return used, firsts, rows
 
 
+def still_camera_difference(reference: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+    """``|reference - moving|`` for grey frames N, H, W: the change if the camera did not move
+    (the paper's step 1, on the evidence frames)."""
+    return (moving - reference).abs()
+
+
+def camera_displacement(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """How far the affine ``theta`` (N, 2, 3) moves the frame's four corners and its centre, in
+    pixels of an H x W frame, on average: N."""
+    points = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    moved = points @ theta.transpose(1, 2)  # N, 5, 2
+    return ((moved - points[:, :2]) * torch.tensor([width / 2, height / 2])).norm(dim=-1).mean(dim=1)
+
+
+def camera_moves(compensated: torch.Tensor, inside: torch.Tensor, still: torch.Tensor, theta: torch.Tensor,
+                 *, min_pixels: float = CAMERA_MOTION_PIXELS) -> torch.Tensor:
+    """Whether each pair's camera moved (bool N): its fitted motion moves the frame by more than
+    ``min_pixels`` (``camera_displacement``) *and* explains the pair better than a still camera
+    does (the median compensated difference, where the warp stays inside the picture, is below
+    the median still-camera difference; both medians over every ``MEDIAN_EVERY``-th pixel). On a fixed camera the fit can lock onto a large mover or
+    onto water and report a shift; the second test rejects such a fit when it leaves the rest of
+    the frame worse aligned than no motion at all."""
+    height, width = compensated.shape[-2:]
+    every = MEDIAN_EVERY
+    kept = compensated.flatten(1)[:, ::every].masked_fill(~inside.flatten(1)[:, ::every], float("nan"))
+    compensated_median = kept.nanmedian(dim=1).values.nan_to_num(nan=float("inf"))  # nothing inside: no fit
+    still_median = still.flatten(1)[:, ::every].median(dim=1).values.clamp(min=NOISE_FLOOR)
+    return (camera_displacement(theta, height, width) > min_pixels) & (compensated_median < still_median)
+
+
+def evidence_area(maps: torch.Tensor, *, level: float = AREA_LEVEL) -> torch.Tensor:
+    """The share of each map's pixels above ``level`` (G, H, W maps in [0, 1] -> G): how spread
+    the motion evidence is. A mover makes a compact blob (a small share); a camera motion left
+    uncompensated, or compensated wrongly, and dynamic texture (water, foliage) spread it."""
+    return (maps > level).float().flatten(1).mean(dim=1)
+
+
+def more_concentrated(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """Per window, whether the second of two maps (G, H, W each) covers less of the frame than the
+    first (``evidence_area``; ties: the first): bool G."""
+    return evidence_area(second) < evidence_area(first)
+
+
+def choose_evidence(compensated_maps: torch.Tensor, still_maps: torch.Tensor, compensated_mean: torch.Tensor,
+                    still_mean: torch.Tensor, *, min_unexplained: float = MIN_UNEXPLAINED) -> torch.Tensor:
+    """Per window, the compensated or the still-camera map (G, H, W each): the still-camera map
+    where it is the more concentrated (``more_concentrated``) and the camera's fitted motion
+    left at least ``min_unexplained`` of the still-camera difference unexplained (the windows'
+    mean differences, G each). Where the fit explains most of the change the camera did move,
+    and a still-camera map, however compact it looks once rescaled, shows the camera's motion
+    (e.g. the strongest edges of a smooth background)."""
+    use_still = more_concentrated(compensated_maps, still_maps) & (compensated_mean >= min_unexplained * still_mean)
+    return torch.where(use_still[:, None, None], still_maps, compensated_maps)
+
+
+def adaptive_centre_weight(maps: torch.Tensor, moving_share: torch.Tensor, *, per_area: float = PRIOR_PER_AREA,
+                           floor: float = PRIOR_FLOOR) -> torch.Tensor:
+    """The centre prior's weight for each window (G): ``per_area`` times the share of the frame
+    its evidence covers, times the share of its frame pairs whose camera moved, at least
+    ``floor``. Camera operators centre what they follow, and spread evidence says little, so
+    the prior counts when the camera moves and the evidence is diffuse; a fixed camera
+    (surveillance, a tripod) puts its subject anywhere and gets ``floor``, a tie-breaker for
+    windows without motion."""
+    return (per_area * evidence_area(maps) * moving_share).clamp(min=floor)
+
+
+def _pair_differences(frames: np.ndarray, starts: list[int], *, window: int, stride: int, gap: int,
+                      map_short_side: int, pyramid, iterations, pairs_per_batch: int, still: bool = False):
+    """Steps 1-3 for every distinct frame pair of the windows: (compensated differences P, h, w,
+    the rows of each window's pairs G, k, and with ``still``: the still-camera differences
+    P, h, w and whether each pair's camera moved, P; else None, None). With ``still``, a pair
+    whose camera did not move (``camera_moves``: no shift, or a fit worse than none) has its
+    still-camera difference in place of the compensated one."""
+    used, firsts, pair_rows = _window_pairs(starts, window=window, stride=stride, gap=gap)
+    grey = evidence_frames(frames, used, map_factor(frames.shape[1], frames.shape[2], map_short_side))  # U, h, w
+    position = {frame: i for i, frame in enumerate(used)}
+    first = torch.tensor([position[f] for f in firsts])
+    second = torch.tensor([position[f + gap] for f in firsts])
+    differences, still_differences, moves = [], [], []
+    for batch in torch.arange(len(firsts)).split(pairs_per_batch):  # memory stays bounded on long videos
+        reference, moving = grey[first[batch]], grey[second[batch]]
+        theta = estimate_camera_motion(reference, moving, pyramid=pyramid, iterations=iterations)  # B, 2, 3
+        compensated, inside = _compensated_difference_and_inside(reference, moving, theta)  # B, h, w each
+        differences.append(compensated)
+        if still:
+            plain = still_camera_difference(reference, moving)
+            moved = camera_moves(compensated, inside, plain, theta)
+            differences[-1] = torch.where(moved[:, None, None], compensated, plain)  # a rejected fit is not used
+            still_differences.append(plain)
+            moves.append(moved)
+    if not still:
+        return torch.cat(differences), pair_rows, None, None
+    return torch.cat(differences), pair_rows, torch.cat(still_differences), torch.cat(moves)
+
+
+def _pair_gap(window: int, stride: int, pair_gap: int | None) -> int:
+    span = (window - 1) * stride
+    gap = min(2 * stride, span) if pair_gap is None else pair_gap
+    if gap % stride or not stride <= gap <= span:
+        raise ValueError(f"pair_gap {gap} must be a multiple of the stride {stride} no longer than a window ({span})")
+    return gap
+
+
+def _stored(maps: torch.Tensor, store_short_side: int) -> torch.Tensor:
+    """[0, 1] maps G, h, w averaged over whole blocks to a short side of at least
+    ``store_short_side``, as uint8."""
+    factor = map_factor(*maps.shape[-2:], store_short_side)
+    if factor > 1:
+        height, width = (side // factor * factor for side in maps.shape[-2:])
+        maps = F.avg_pool2d(maps[:, None, :height, :width], factor)[:, 0]
+    return torch.round(maps * UINT8_MAX).to(torch.uint8)
+
+
+def video_translation_difference_maps(
+    frames, *, window: int = 16, stride: int = 2, hop: int = 16, blur_fraction: float = 0.1,
+    map_short_side: int = MAP_SHORT_SIDE, store_short_side: int = STORE_SHORT_SIDE, pairs_per_batch: int = 64,
+) -> tuple[torch.Tensor, list[int]]:
+    """A baseline: the paper's step 1 on frames aligned by a global translation. Each window's
+    consecutive frames (one stride apart) are aligned by the translation part of the fitted
+    camera motion (``estimate_camera_motion``), differenced, averaged over the window, blurred
+    with the paper's kernel (a tenth of the short side) and min-max normalised: no affine
+    terms, no neighbouring windows, no prior. Same return as ``video_motion_maps``."""
+    frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
+    starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
+    used, firsts, pair_rows = _window_pairs(starts, window=window, stride=stride, gap=stride)
+    grey = evidence_frames(frames, used, map_factor(frames.shape[1], frames.shape[2], map_short_side))
+    position = {frame: i for i, frame in enumerate(used)}
+    first = torch.tensor([position[f] for f in firsts])
+    second = torch.tensor([position[f + stride] for f in firsts])
+    differences = []
+    for batch in torch.arange(len(firsts)).split(pairs_per_batch):
+        reference, moving = grey[first[batch]], grey[second[batch]]
+        theta = estimate_camera_motion(reference, moving)
+        theta[:, :, :2] = torch.eye(2)  # the translation alone
+        differences.append(compensated_difference(reference, moving, theta))
+    maps = window_evidence(torch.cat(differences), pair_rows, blur_fraction=blur_fraction)
+    return _stored(maps, store_short_side), starts
+
+
 def video_motion_maps(
     frames,
     *,
@@ -291,24 +462,56 @@ def video_motion_maps(
     """
     frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
     starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
-    span = (window - 1) * stride
-    gap = min(2 * stride, span) if pair_gap is None else pair_gap
-    if gap % stride or not stride <= gap <= span:
-        raise ValueError(f"pair_gap {gap} must be a multiple of the stride {stride} no longer than a window ({span})")
-    used, firsts, pair_rows = _window_pairs(starts, window=window, stride=stride, gap=gap)
-    grey = evidence_frames(frames, used, map_factor(frames.shape[1], frames.shape[2], map_short_side))  # U, h, w
-    position = {frame: i for i, frame in enumerate(used)}
-    first = torch.tensor([position[f] for f in firsts])
-    second = torch.tensor([position[f + gap] for f in firsts])
-    differences = []
-    for batch in torch.arange(len(firsts)).split(pairs_per_batch):  # memory stays bounded on long videos
-        reference, moving = grey[first[batch]], grey[second[batch]]
-        theta = estimate_camera_motion(reference, moving, pyramid=pyramid, iterations=iterations)  # B, 2, 3
-        differences.append(compensated_difference(reference, moving, theta))  # B, h, w
-    maps = window_evidence(torch.cat(differences), pair_rows, blur_fraction=blur_fraction)  # G, h, w
+    gap = _pair_gap(window, stride, pair_gap)
+    differences, pair_rows, _, _ = _pair_differences(
+        frames, starts, window=window, stride=stride, gap=gap, map_short_side=map_short_side, pyramid=pyramid,
+        iterations=iterations, pairs_per_batch=pairs_per_batch)
+    maps = window_evidence(differences, pair_rows, blur_fraction=blur_fraction)  # G, h, w
     maps = with_centre_prior(neighbouring_windows(maps), weight=centre_weight, sigma=centre_sigma)
-    factor = map_factor(*maps.shape[-2:], store_short_side)
-    if factor > 1:
-        height, width = (side // factor * factor for side in maps.shape[-2:])
-        maps = F.avg_pool2d(maps[:, None, :height, :width], factor)[:, 0]
-    return torch.round(maps * UINT8_MAX).to(torch.uint8), starts
+    return _stored(maps, store_short_side), starts
+
+
+def video_adaptive_maps(
+    frames,
+    *,
+    window: int = 16,
+    stride: int = 2,
+    hop: int = 16,
+    pair_gap: int | None = None,
+    map_short_side: int = MAP_SHORT_SIDE,
+    store_short_side: int = STORE_SHORT_SIDE,
+    pyramid=PYRAMID,
+    iterations=ITERATIONS,
+    blur_fraction: float = 0.2,
+    prior_per_area: float = PRIOR_PER_AREA,
+    centre_sigma: float = 0.25,
+    pairs_per_batch: int = 64,
+) -> tuple[torch.Tensor, list[int]]:
+    """The ``adaptive`` maps: ``video_motion_maps``' steps, adapted to what each window shows.
+
+    Each pair gives two differences, compensated for the fitted camera motion and as if the
+    camera were still, and a verdict on whether the camera moved (``camera_moves``; where it
+    did not, the compensated difference is the still-camera one). Each
+    kind is turned into window maps as in steps 4-5, and each window keeps the map whose
+    evidence is more concentrated, unless the fit explained most of the change
+    (``choose_evidence``): on a fixed camera a spurious fit (locked onto the mover, or onto
+    water) spreads the compensated evidence, and under a moving camera the still-camera
+    difference covers the whole background. The centre prior
+    is then added with a weight that grows with the spread of the kept evidence and with the
+    share of the window's pairs whose camera moved (``adaptive_centre_weight``): none beyond a
+    tie-breaker on a fixed camera. Same arguments and return as ``video_motion_maps``, with
+    ``prior_per_area`` in place of a fixed ``centre_weight``.
+    """
+    frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
+    starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
+    gap = _pair_gap(window, stride, pair_gap)
+    compensated, pair_rows, still, moves = _pair_differences(
+        frames, starts, window=window, stride=stride, gap=gap, map_short_side=map_short_side, pyramid=pyramid,
+        iterations=iterations, pairs_per_batch=pairs_per_batch, still=True)
+    compensated_maps = neighbouring_windows(window_evidence(compensated, pair_rows, blur_fraction=blur_fraction))
+    still_maps = neighbouring_windows(window_evidence(still, pair_rows, blur_fraction=blur_fraction))
+    maps = choose_evidence(compensated_maps, still_maps, compensated.flatten(1).mean(dim=1)[pair_rows].mean(dim=1),
+                           still.flatten(1).mean(dim=1)[pair_rows].mean(dim=1))  # G, h, w
+    weight = adaptive_centre_weight(maps, moves.float()[pair_rows].mean(dim=1), per_area=prior_per_area)
+    maps = min_max_normalise(maps + weight[:, None, None] * centre_prior(*maps.shape[-2:], sigma=centre_sigma))
+    return _stored(maps, store_short_side), starts

@@ -54,6 +54,32 @@ def test_motion_method_is_video_motion_maps_at_the_evidence_size():
     assert mask_methods.METHODS["motion"].version == motion_masks.VERSION
 
 
+def test_adaptive_method_is_video_adaptive_maps():
+    video = np.repeat(np.repeat(panning_video(), 3, axis=1), 3, axis=2)
+    maps, starts = mask_methods.compute_video_masks(video, "adaptive")
+    expected, _ = motion_masks.video_adaptive_maps(video)
+    assert maps.shape == (len(starts), 36, 48) and np.array_equal(maps, expected.numpy())
+    assert mask_methods.METHODS["adaptive"].version == motion_masks.ADAPTIVE_VERSION
+
+
+# sha256 of `compute_video_masks(panning_video(), "motion")` at commit 3506819, before the
+# `adaptive` method, on one torch thread: adding methods must not change what `--masks motion`
+# caches. (On this small video the maps depend on the thread count, at that commit too: BLAS
+# sums the fit's normal equations in another order, and one pixel rounds the other way.)
+MOTION_DIGEST = "53e8681348eed2ff2934caf6ea009f4062ed499e6afa2b88b327bc4ee57fdce5"
+
+
+def test_motion_method_keeps_its_maps_bit_for_bit():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        maps, starts = mask_methods.compute_video_masks(panning_video(), "motion")
+    finally:
+        torch.set_num_threads(threads)
+    assert starts == [0, 9] and mask_methods.METHODS["motion"].version == 1
+    assert hashlib.sha256(maps.tobytes()).hexdigest() == MOTION_DIGEST
+
+
 def test_baselines():
     video = panning_video()
     difference, starts = mask_methods.compute_video_masks(video, "frame-difference")
@@ -63,8 +89,11 @@ def test_baselines():
     centre, _ = mask_methods.compute_video_masks(video, "centre")
     assert centre.shape == (len(starts), 48, 64) and (centre == centre[0]).all()  # frames too small to shrink
     assert np.unravel_index(centre[0].argmax(), centre[0].shape) in {(23, 31), (23, 32), (24, 31), (24, 32)}
+    aligned, aligned_starts = mask_methods.compute_video_masks(video, "translation-difference")
+    assert aligned_starts == starts and aligned.shape == (len(starts), 48, 64) and aligned.max() == 255
 
 
 def test_unknown_method_is_one_line_naming_the_choices():
-    with pytest.raises(ValueError, match="--masks 'optical-flow': choose one of motion, paper, frame-difference, centre"):
+    with pytest.raises(ValueError, match="--masks 'optical-flow': choose one of motion, paper, adaptive, frame-difference, "
+                                           "translation-difference, centre"):
         mask_methods.get_method("optical-flow")

@@ -211,3 +211,110 @@ def test_stored_maps_are_block_means_of_the_evidence_maps():
     assert full.shape[1:] == (64, 96) and small.shape[1:] == (32, 48)
     means = F.avg_pool2d(full[:, None].float(), 2)[:, 0]
     assert (means - small.float()).abs().max() <= 1  # the block means before rounding vs after
+
+
+# --------------------------------------------------------------------------------------------- adaptive
+
+
+# sha256 of the uint8 maps `video_motion_maps(panning_video(frames=80)[0])` computed at commit
+# 3506819, before the `adaptive` method was added: `--masks motion` must keep computing exactly these.
+MOTION_DIGEST = "cc63d57989c7327c8dc264a005d75370de50c471479356ce24f3dcbc79922bd0"
+
+
+def test_motion_maps_are_those_of_version_1_bit_for_bit():
+    import hashlib
+
+    maps, starts = motion_masks.video_motion_maps(panning_video(frames=80)[0])
+    assert starts == [0, 16, 32, 48, 49]
+    assert hashlib.sha256(maps.numpy().tobytes()).hexdigest() == MOTION_DIGEST
+
+
+def fixed_camera_video(frames=64, height=64, width=96, box=(12, 10), seed=0):
+    """A fixed camera over a textured world and a flat box moving along the top edge, far from
+    the centre. Returns (uint8 T, H, W, 3, bool T, H, W truth)."""
+    world = textured_world(height, width, seed)
+    video = np.repeat(world[None], frames, axis=0).copy()
+    truth = np.zeros((frames, height, width), bool)
+    box_h, box_w = box
+    for t in range(frames):
+        x = (4 + 2 * t) % (width - box_w)
+        video[t, 2 : 2 + box_h, x : x + box_w] = (30, 200, 40)
+        truth[t, 2 : 2 + box_h, x : x + box_w] = True
+    return video, truth
+
+
+def test_camera_moves_under_a_pan_and_not_on_a_fixed_camera():
+    for video, expected in [(panning_video(frames=8, pan=(2.0, 1.0))[0], True), (fixed_camera_video(frames=8)[0], False)]:
+        grey = motion_masks.evidence_frames(video, list(range(8)), 1)
+        reference, moving = grey[:-4], grey[4:]
+        theta = motion_masks.estimate_camera_motion(reference, moving)
+        compensated, inside = motion_masks._compensated_difference_and_inside(reference, moving, theta)
+        still = motion_masks.still_camera_difference(reference, moving)
+        moves = motion_masks.camera_moves(compensated, inside, still, theta)
+        assert moves.tolist() == [expected] * 4
+
+
+def test_camera_moves_rejects_a_fit_that_aligns_the_frame_worse_than_no_motion():
+    grey = torch.from_numpy(textured_world(48, 64).mean(axis=2).astype(np.float32) / 255)[None]
+    wrong = shift_theta(3.0, 0.0, 48, 64)  # a shift the frames do not show
+    compensated, inside = motion_masks._compensated_difference_and_inside(grey, grey, wrong)
+    still = motion_masks.still_camera_difference(grey, grey)
+    assert motion_masks.camera_displacement(wrong, 48, 64).item() == pytest.approx(3.0)
+    assert not motion_masks.camera_moves(compensated, inside, still, wrong).item()
+
+
+def test_choose_evidence_keeps_the_more_concentrated_map_unless_the_camera_clearly_moved():
+    compact = torch.zeros(1, 10, 10)
+    compact[0, 4:6, 4:6] = 1
+    spread = torch.zeros(1, 10, 10)
+    spread[0, :, :6] = 1
+    assert motion_masks.evidence_area(compact).item() == pytest.approx(0.04)
+    assert motion_masks.more_concentrated(spread, compact).tolist() == [True]
+    assert motion_masks.more_concentrated(compact, compact.clone()).tolist() == [False]  # ties: the first
+    similar, explained = torch.tensor([0.8]), torch.tensor([0.3])  # compensated mean / still mean = 0.8, 0.3
+    assert torch.equal(motion_masks.choose_evidence(spread, compact, similar, torch.tensor([1.0])), compact)
+    assert torch.equal(motion_masks.choose_evidence(compact, spread, similar, torch.tensor([1.0])), compact)
+    assert torch.equal(motion_masks.choose_evidence(spread, compact, explained, torch.tensor([1.0])), spread)
+
+
+def test_adaptive_centre_weight_grows_with_area_and_camera_motion():
+    maps = torch.zeros(3, 10, 10)
+    maps[:, :, :2] = 1  # a fifth of each map
+    weight = motion_masks.adaptive_centre_weight(maps, torch.tensor([1.0, 0.5, 0.0]))
+    torch.testing.assert_close(weight, torch.tensor([3 * 0.2, 3 * 0.2 * 0.5, motion_masks.PRIOR_FLOOR]))
+
+
+def window_scores(small, starts, truth):
+    height, width = truth.shape[1:]
+    maps = F.interpolate(small[:, None].float(), size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+    scores = []
+    for i, start in enumerate(starts):
+        union = truth[start : start + 31 : 2].any(axis=0)
+        scores.append(roc_auc(maps[i].numpy(), union))
+    return float(np.mean(scores))
+
+
+def test_adaptive_maps_find_the_mover_under_a_panning_camera():
+    video, truth = panning_video()
+    small, starts = motion_masks.video_adaptive_maps(video)
+    assert small.dtype == torch.uint8 and small.shape == (len(starts), 32, 48)
+    assert starts == window_maps.window_starts(len(video))
+    assert window_scores(small, starts, truth) > 0.9
+
+
+def test_adaptive_maps_drop_the_centre_prior_on_a_fixed_camera():
+    """A mover along the top edge of a fixed camera's frame: the ``motion`` map's fixed centre
+    prior pulls its map towards the middle; the adaptive map keeps to the evidence."""
+    video, truth = fixed_camera_video()
+    adaptive, starts = motion_masks.video_adaptive_maps(video)
+    motion, _ = motion_masks.video_motion_maps(video)
+    assert window_scores(adaptive, starts, truth) > 0.95
+    assert window_scores(adaptive, starts, truth) > window_scores(motion, starts, truth)
+
+
+def test_adaptive_maps_of_a_still_video_are_the_centre_prior():
+    video = np.repeat(textured_world(48, 64)[None], 40, axis=0)
+    maps, _ = motion_masks.video_adaptive_maps(video)
+    prior = motion_masks.with_centre_prior(torch.zeros(1, 48, 64))[0]  # the prior, rescaled to [0, 1]
+    for window_map in maps:
+        torch.testing.assert_close(window_map.float() / 255, prior, atol=1 / 255, rtol=0)

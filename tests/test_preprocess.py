@@ -331,6 +331,24 @@ def test_mask_method_is_recorded_and_a_resume_with_another_is_refused(synth_data
         settings_for(synth_dataset / "UCF-101", cache, colour_context=2)
 
 
+def test_adaptive_masks_are_recorded_shown_and_kept_apart_from_motion(synth_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from fame_cli.main import app
+    from pipelines.motion_masks import ADAPTIVE_VERSION
+
+    cache = tmp_path / "adaptive.zarr"
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, short_side=128, masks="adaptive"))
+    reader = open_cache(cache)
+    assert reader.mask_method == ("adaptive", ADAPTIVE_VERSION)
+    shown = " ".join(CliRunner().invoke(app, ["info", "--cache", str(cache)]).output.replace("│", " ").split())
+    assert f"masks adaptive (version {ADAPTIVE_VERSION})" in shown
+    with pytest.raises(CacheError, match=r"its masks are --masks adaptive \(version 1\), asked --masks motion"):
+        run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, short_side=128, masks="motion"))
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, short_side=128, masks="adaptive"))  # resumes
+    assert len(open_cache(cache).video_ids) == 2
+
+
 def test_caches_made_before_mask_methods_open_and_resume_as_paper(synth_dataset, tmp_path):
     """A cache written before --masks existed has no masks setting: it holds the paper's maps, it
     opens as such, resumes with --masks paper (adding the same maps as before), and is refused,

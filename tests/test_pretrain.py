@@ -206,7 +206,7 @@ def test_corrupt_checkpoint_gives_a_clear_error_and_is_never_overwritten(cache, 
 
 
 def test_shipped_recipes_load_and_resolve():
-    assert {"ucf101_r2plus1d_112", "k400_i3d_224", "ucf101_i3d_224", "synth_small"} <= set(available_recipes())
+    assert {"ucf101_r2plus1d_112", "k400_i3d_224", "ucf101_i3d_224", "synth_small", "real_small"} <= set(available_recipes())
     for name in available_recipes():
         recipe = load_recipe(name)
         settings = resolve_settings(recipe, {"cache": "c.zarr", "run_dir": "run"})
