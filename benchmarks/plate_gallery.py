@@ -6,8 +6,8 @@ exactly as ``fame evaluate --protocol swap-retrieval --ground-truth`` builds the
 Run (the picture in docs/images was made with, on the cache of benchmarks/real_bias.py):
   python benchmarks/plate_gallery.py --cache real-bias/cache.zarr \\
       --ground-truth real-bias/source/ground_truth \\
-      --videos sbi/CAVIAR2.mp4 ucsd/skiing.mp4 davis/bmx-bumps.mp4 davis/kite-walk.mp4 \\
-      --credit "DAVIS 2016 (Perazzi et al.), CC BY-NC 4.0; SBI 2015 (Maddalena and Petrosino), CAVIAR; UCSD (Mahadevan and Vasconcelos)" \\
+      --videos sbi/HumanBody2.mp4 ucsd/jump.mp4 davis/kite-walk.mp4 davis/bmx-bumps.mp4 \\
+      --credit "DAVIS 2016 (Perazzi et al.), CC BY-NC 4.0; SBI 2015 (Maddalena and Petrosino); UCSD (Mahadevan and Vasconcelos)" \\
       --output docs/images/clean-plates-real.png
 """
 

@@ -16,7 +16,7 @@ For a folder of real videos with per-frame foreground truth (the format of
 Finished runs are reused (delete ``WORK/runs`` to start over); ``--set NAME=VALUE`` overrides
 a recipe setting (how ``real_small`` was chosen: docs/results.md).
 
-Run (the dev sets of this project, 37 videos, 3 seeds; about 15 minutes on 2 idle cores):
+Run (the dev sets of this project, 37 videos, 3 seeds; 12.7 minutes on 2 idle cores):
 
     python benchmarks/real_bias.py ../shared/data/davis-train/videos ../shared/data/fgseg-dev/videos \\
         --ground-truth-dir ../shared/data/davis-train/ground_truth ../shared/data/fgseg-dev/ground_truth \\
