@@ -23,8 +23,9 @@ old sets (schema 1 of the evaluate JSON) for comparison.
 
 A model that recognises the action from its motion keeps its accuracy on the swapped set;
 one that recognises the scene loses it (and tends to predict the partner's class). The
-score is ``gap = metric(normal) - metric(swapped)``. As in FAME's own merge, whatever lies
-outside the mask comes from the partner clip as it is, including any motion there.
+score is ``gap = metric(normal) - metric(swapped)``. Whatever lies outside the mask comes
+from the partner's clean plate, including the motion of its background (water, leaves, a
+panning camera): that is background too.
 """
 
 from __future__ import annotations

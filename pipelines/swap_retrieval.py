@@ -5,7 +5,8 @@ Class-level scores need many classes and test videos to resolve background bias;
 asks each test video directly. The **queries** are the test videos' clips as they are. The
 **gallery** holds, for every test video i, its foreground moved onto the background of test
 video ``partners[i]`` (the seeded derangement of ``--bg-swap``, ``pipelines.bg_swap``):
-FAME's merge (step 6) at test time. So every query q has exactly two special gallery items:
+FAME's merge (step 6) at test time, onto a clean plate of the partner (its own subject
+removed, ``pipelines.clean_plates``), so that nothing of the partner's subject is left there. So every query q has exactly two special gallery items:
 
 - item q carries q's own foreground (on another video's background): the right answer for
   a model that recognises what moves;
