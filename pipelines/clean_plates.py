@@ -124,23 +124,26 @@ def fill_from_other_frames(clip: torch.Tensor, hole: torch.Tensor) -> tuple[torc
 
 
 def plate_hole(clip: torch.Tensor, subject: torch.Tensor, *, dilation: int = DILATION,
-               still_threshold: float = STILL_CAMERA_CHANGE) -> tuple[torch.Tensor, bool]:
+               still_threshold: float = STILL_CAMERA_CHANGE, still: bool | None = None) -> tuple[torch.Tensor, bool]:
     """Step 1 for one clip (3, T, H, W, 0..255) and its subject masks (bool T, H, W): the hole
-    that ``clean_plate`` fills (bool T, H, W) and whether the camera counted as still."""
-    still = camera_is_still(clip, subject, threshold=still_threshold, dilation=dilation)
+    that ``clean_plate`` fills (bool T, H, W) and whether the camera counted as still
+    (``still``: already decided)."""
+    if still is None:
+        still = camera_is_still(clip, subject, threshold=still_threshold, dilation=dilation)
     return subject_hole(subject, still=still, dilation=dilation), still
 
 
 def clean_plate(clip: torch.Tensor, subject: torch.Tensor, *, dilation: int = DILATION,
-                still_threshold: float = STILL_CAMERA_CHANGE) -> torch.Tensor:
+                still_threshold: float = STILL_CAMERA_CHANGE, still: bool | None = None) -> torch.Tensor:
     """One clip (3, T, H, W, uint8 or float on the 0..255 scale) without its subject (bool
-    T, H, W, or H, W for one mask over the clip): steps 1-2. Returns the clip's dtype."""
+    T, H, W, or H, W for one mask over the clip): steps 1-2. ``still``: whether the camera is
+    still, if already decided (``camera_is_still``). Returns the clip's dtype."""
     if subject.dim() == 2:
         subject = subject[None].expand(clip.shape[1], -1, -1)
     subject = subject.bool()
     if not bool(subject.any()):
         return clip.clone()
-    hole, still = plate_hole(clip, subject, dilation=dilation, still_threshold=still_threshold)  # T, H, W
+    hole, still = plate_hole(clip, subject, dilation=dilation, still_threshold=still_threshold, still=still)  # T, H, W
     frames = clip.float()
     if still:
         frames, never = fill_from_other_frames(frames, hole)

@@ -37,7 +37,7 @@ from pipelines.augment import normalise
 from pipelines.cache import CacheError, open_cache, video_id_for
 from pipelines.clips import clip_span
 from pipelines.bg_swap import PLATE_SHARE
-from pipelines.clean_plates import clean_plate, plate_hole
+from pipelines.clean_plates import camera_is_still, clean_plate
 from pipelines.fame import foreground_fraction, merge_foreground_background, random_derangement, select_foreground
 from pipelines.ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
 from pipelines.html_index import write_index
@@ -364,8 +364,8 @@ def plate_of(item: dict) -> dict:
         described = f"top {share:g} of the soft map removed"
     if subject.dim() == 2:
         subject = subject[None].expand(clip.shape[1], -1, -1)
-    _, still = plate_hole(clip, subject)
-    plate = clean_plate(clip, subject)
+    still = camera_is_still(clip, subject)
+    plate = clean_plate(clip, subject, still=still)
     return {"plate": plate.permute(1, 2, 3, 0).numpy(), "plate_subject": described,
             "plate_camera": "still" if still else "moving"}
 
