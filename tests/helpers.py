@@ -156,3 +156,16 @@ def resolve_split(index_or_split_names, split: str, fold: int = 1) -> str:
         f"no split {split!r}" + (f" for fold {fold}" if folded else "")
         + f"; this dataset has: {', '.join(names)}"
     )
+
+
+#: the tiny cache most test modules build from the 12-video synthetic dataset
+SMALL_CACHE = dict(short_side=32, window=8, stride=2, hop=4)
+
+
+def tiny_cache(synth_dataset: Path, folder: Path, name: str = "tiny.zarr") -> Path:
+    """``fame preprocess`` of the synthetic dataset's videos (``SMALL_CACHE``) into FOLDER/NAME."""
+    from pipelines.preprocess import PreprocessSettings, run_preprocess
+
+    path = folder / name
+    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path), **SMALL_CACHE))
+    return path

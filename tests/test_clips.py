@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import SMALL_CACHE, tiny_cache
 from pipelines.cache import open_cache
 from pipelines.clips import (
     ClipDataset,
@@ -21,14 +22,10 @@ from pipelines.clips import (
 )
 from pipelines.preprocess import PreprocessSettings, run_preprocess
 
-SMALL = dict(short_side=32, window=8, stride=2, hop=4)
-
 
 @pytest.fixture(scope="module")
 def cache(synth_dataset, tmp_path_factory):
-    path = tmp_path_factory.mktemp("clips") / "c.zarr"
-    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path), **SMALL))
-    return path
+    return tiny_cache(synth_dataset, tmp_path_factory.mktemp("clips"), "c.zarr")
 
 
 # --------------------------------------------------------------------------- frame indices
@@ -185,8 +182,8 @@ def test_no_frames_cache_decodes_the_same_clips(synth_dataset, cache, tmp_path):
     source = str(synth_dataset / "UCF-101")
     # training decodes a --no-frames cache's clips with decord: a lossless cache of decord's frames holds the same
     # (JPEG frames, the default, and the default decoder's frames are close to decord's, not equal)
-    run_preprocess(PreprocessSettings(source=source, cache=str(no_frames), frames=False, decoder="decord", **SMALL))
-    run_preprocess(PreprocessSettings(source=source, cache=str(lossless), frame_codec="zstd", decoder="decord", **SMALL))
+    run_preprocess(PreprocessSettings(source=source, cache=str(no_frames), frames=False, decoder="decord", **SMALL_CACHE))
+    run_preprocess(PreprocessSettings(source=source, cache=str(lossless), frame_codec="zstd", decoder="decord", **SMALL_CACHE))
     cache = lossless
     ids = open_cache(no_frames).video_ids[:2]
     assert not open_cache(no_frames).has_frames

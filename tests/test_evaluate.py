@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from helpers import tiny_cache
 from pipelines.bg_swap import SwappedClipDataset, swap_partners
 from pipelines.cache import open_cache
 from pipelines.checkpoint_formats import read_checkpoint
@@ -30,9 +31,7 @@ from pipelines.evaluate_settings import default_run_dir, read_config, resolve_se
 from pipelines.fame import merge_foreground_background
 from pipelines.models import small
 from pipelines.moco import MoCo
-from pipelines.preprocess import PreprocessSettings, run_preprocess
 
-SMALL = dict(short_side=32, window=8, stride=2, hop=4)  # the tiny cache of test_preprocess
 CLIP = dict(clip_len=8, stride=2, crop=32)
 FAST = dict(clips_per_video=2, epochs=1, batch_size=4, test_batch_size=2, workers=0, device="cpu")
 RECALLS = ["recall@1", "recall@5", "recall@10", "recall@20", "recall@50"]
@@ -41,9 +40,7 @@ RECALLS = ["recall@1", "recall@5", "recall@10", "recall@20", "recall@50"]
 @pytest.fixture(scope="module")
 def cache(synth_dataset, tmp_path_factory) -> Path:
     """12 videos, 3 classes; fold 1: 9 train, 3 test (an odd count for 2 processes)."""
-    path = tmp_path_factory.mktemp("evaluate") / "tiny.zarr"
-    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path), **SMALL))
-    return path
+    return tiny_cache(synth_dataset, tmp_path_factory.mktemp("evaluate"), "tiny.zarr")
 
 
 @pytest.fixture(scope="module")

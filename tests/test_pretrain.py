@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import moving_square_video, write_test_video
+from helpers import moving_square_video, tiny_cache, write_test_video
 from pipelines.cache import CacheError, open_cache
 from pipelines.checkpoints import CheckpointError, load_checkpoint
 from pipelines.fame import fame_merge
@@ -28,7 +28,6 @@ from pipelines.pretrain_settings import PretrainSettings
 from pipelines.recipes import RecipeError, available_recipes, load_recipe, resolve_settings
 from pipelines.settings import SettingsError
 
-SMALL = dict(short_side=32, window=8, stride=2, hop=4)
 # 12 videos, batch 4: 3 steps per epoch of the `small` backbone on 4x24x24 clips.
 TINY = dict(arch="small", epochs=1, batch_size=4, clip_len=4, stride=2, crop=24, queue=64, split="all",
             workers=0, device="cpu", log_every=1, lr=0.05)
@@ -38,9 +37,7 @@ TINY_OPTIONS = ["--arch", "small", "--batch-size", "4", "--clip-len", "4", "--st
 
 @pytest.fixture(scope="module")
 def cache(synth_dataset, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("pretrain") / "c.zarr"
-    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path), **SMALL))
-    return path
+    return tiny_cache(synth_dataset, tmp_path_factory.mktemp("pretrain"), "c.zarr")
 
 
 def tiny(cache: Path, run_dir: Path, **changes) -> PretrainSettings:

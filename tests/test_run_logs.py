@@ -10,23 +10,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import tiny_cache
 from pipelines import run_logs
 from pipelines.evaluate import EvaluateSettings, run_evaluate
-from pipelines.preprocess import PreprocessSettings, run_preprocess
 from pipelines.pretrain import run_pretrain
 from pipelines.pretrain_settings import PretrainSettings
 from pipelines.run_logs import CURVES, TENSORBOARD_DIR, ScalarLog, read_metrics, write_curves
 
-SMALL = dict(short_side=32, window=8, stride=2, hop=4)
 TINY = dict(arch="small", epochs=2, batch_size=4, clip_len=4, stride=2, crop=24, queue=64, split="all",
             workers=0, device="cpu", log_every=1, lr=0.05)
 
 
 @pytest.fixture(scope="module")
 def cache(synth_dataset, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("logs") / "c.zarr"
-    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path), **SMALL))
-    return path
+    return tiny_cache(synth_dataset, tmp_path_factory.mktemp("logs"), "c.zarr")
 
 
 @pytest.fixture(scope="module")

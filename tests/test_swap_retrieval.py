@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import SMALL_CACHE, tiny_cache
 from pipelines.bg_swap import SwappedClipDataset, swap_partners
 from pipelines.cache import open_cache
 from pipelines.clean_plates import DILATION, dilate, plate_hole
@@ -29,7 +30,6 @@ from pipelines.swap_retrieval import (
     swap_scores,
 )
 
-SMALL = dict(short_side=32, window=8, stride=2, hop=4)
 # every video of the tiny dataset is a query: 12 gallery items
 ALL = dict(arch="small", clip_len=8, stride=2, crop=32, clips_per_video=2, test_batch_size=4, workers=0,
            device="cpu", test_split="all", protocol="swap-retrieval")
@@ -37,9 +37,7 @@ ALL = dict(arch="small", clip_len=8, stride=2, crop=32, clips_per_video=2, test_
 
 @pytest.fixture(scope="module")
 def cache(synth_dataset, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("swap") / "tiny.zarr"
-    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path), **SMALL))
-    return path
+    return tiny_cache(synth_dataset, tmp_path_factory.mktemp("swap"), "tiny.zarr")
 
 
 # --------------------------------------------------------------------------- the metrics
@@ -296,7 +294,7 @@ def test_a_cache_without_splits_queries_every_video(synth_dataset, tmp_path):
     """A folder of videos has no split files: swap-retrieval, which trains nothing, then
     queries all of them without being told."""
     cache = tmp_path / "folder.zarr"
-    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(cache), layout="folder", **SMALL))
+    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(cache), layout="folder", **SMALL_CACHE))
     assert not open_cache(cache).splits
     options = {k: v for k, v in ALL.items() if k != "test_split"}
     result = run_evaluate(EvaluateSettings(cache=str(cache), run_dir=str(tmp_path / "run"), ground_truth=True, **options))

@@ -13,20 +13,17 @@ import pytest
 
 from fame_cli.errors import one_line, user_message
 from fame_cli.main import FameTyper
+from helpers import tiny_cache
 from pipelines.cache import CacheError
 from pipelines.ground_truth import GroundTruthError, check_ground_truth
-from pipelines.preprocess import PreprocessSettings, run_preprocess
 
-SMALL = dict(short_side=32, window=8, stride=2, hop=4)
 SWAP = ["--protocol", "swap-retrieval", "--arch", "small", "--clip-len", "8", "--stride", "2", "--crop", "32",
         "--clips-per-video", "2", "--workers", "0", "--device", "cpu", "--ground-truth"]
 
 
 @pytest.fixture(scope="module")
 def cache(synth_dataset, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("errors") / "tiny.zarr"
-    run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path), **SMALL))
-    return path
+    return tiny_cache(synth_dataset, tmp_path_factory.mktemp("errors"), "tiny.zarr")
 
 
 def evaluate(*args: str) -> subprocess.CompletedProcess:
