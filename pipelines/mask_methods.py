@@ -5,13 +5,15 @@ Every method maps a whole video (uint8 T, H, W, 3) to one soft map per temporal 
 readers and pretraining treat them alike. A map may be smaller than the frames: readers
 rescale it with the frames' crop (``pipelines.clips.crop_resize_map``).
 
-- ``motion`` (the default): camera-compensated motion (``pipelines.motion_masks``), the
-  method that measured best on real footage (``docs/method.md``).
+- ``adaptive`` (the default since version 2): ``motion`` adapted to the footage
+  (``motion_masks.video_adaptive_maps``): per window, compensated or still-camera evidence,
+  whichever is more concentrated, and a centre prior weighted by how much the camera moves and
+  how spread the evidence is; the method that measured best on real footage, handheld and
+  fixed cameras (``docs/method.md``).
+- ``motion`` (the default before): camera-compensated motion (``pipelines.motion_masks``), kept
+  bit for bit; caches made with it open, resume and train as before.
 - ``paper``: the paper's steps 1-4 (``pipelines.window_maps.video_soft_maps``), bit for bit as this
   project computed them before the methods had names; caches made then are ``paper`` caches.
-- ``adaptive``: ``motion`` adapted to the footage (``motion_masks.video_adaptive_maps``): per
-  window, compensated or still-camera evidence, whichever is more concentrated, and a centre
-  prior weighted by how much the camera moves and how spread the evidence is.
 - ``frame-difference``, ``translation-difference`` and ``centre``: the simple baselines every
   method is judged beside: the paper's step 1 alone (mean absolute frame difference, blurred),
   the same on frames aligned by a global translation, and a centred Gaussian that never looks
@@ -31,11 +33,11 @@ import numpy as np
 # torch and the methods' modules are imported when a method runs, not here: the settings of
 # `fame preprocess` check names against this registry, and `fame --help` must not load torch.
 
-DEFAULT_METHOD = "motion"
+DEFAULT_METHOD = "adaptive"
 #: ``pipelines.motion_masks.VERSION`` and ``ADAPTIVE_VERSION`` (a test keeps them equal): bump
 #: both when the maps change
 MOTION_VERSION = 1
-ADAPTIVE_VERSION = 1
+ADAPTIVE_VERSION = 2
 #: what a cache made before ``--masks`` existed holds
 LEGACY_METHOD = "paper"
 

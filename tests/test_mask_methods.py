@@ -62,6 +62,13 @@ def test_adaptive_method_is_video_adaptive_maps():
     assert mask_methods.METHODS["adaptive"].version == motion_masks.ADAPTIVE_VERSION
 
 
+def test_adaptive_is_the_default_of_preprocess():
+    from pipelines.preprocess import PreprocessSettings
+
+    assert mask_methods.DEFAULT_METHOD == "adaptive" == PreprocessSettings.masks
+    assert mask_methods.ADAPTIVE_VERSION == 2  # version 1 was offered beside `motion`, never the default
+
+
 # sha256 of `compute_video_masks(panning_video(), "motion")` at commit 3506819, before the
 # `adaptive` method, on one torch thread: adding methods must not change what `--masks motion`
 # caches. (On this small video the maps depend on the thread count, at that commit too: BLAS

@@ -263,6 +263,34 @@ def test_camera_moves_rejects_a_fit_that_aligns_the_frame_worse_than_no_motion()
     assert not motion_masks.camera_moves(compensated, inside, still, wrong).item()
 
 
+def test_sampled_grey_reads_the_green_of_each_blocks_top_left_pixel():
+    video = np.zeros((3, 9, 12, 3), np.uint8)
+    video[..., 1] = np.arange(9 * 12, dtype=np.uint8).reshape(9, 12)  # green: the pixel's number
+    video[..., 0] = 255  # red and blue are not read
+    grey = motion_masks.sampled_grey(video, [2, 0], 2)
+    assert grey.shape == (2, 4, 6) and grey.dtype == torch.float32
+    expected = np.arange(9 * 12).reshape(9, 12)[0:8:2, 0:12:2] / 255
+    torch.testing.assert_close(grey[0], torch.from_numpy(expected).float())
+
+
+def test_adjacent_evidence_is_each_windows_mean_change_over_one_stride():
+    """``adaptive``'s still-camera evidence (version 2): each window's mean absolute change between
+    the frames a clip samples, each with the next, including a window that starts between two
+    others' frames (its pairs are not neighbours among the frames read)."""
+    values = np.arange(48) ** 2 // 10  # frame t: every pixel t^2 / 10, so each pair differs
+    video = np.zeros((48, 8, 12, 3), np.uint8)
+    video[..., 1] = values[:, None, None]
+    starts = [0, 16, 17]
+    used, _, _ = motion_masks._window_pairs(starts, window=16, stride=2, gap=2)
+    grey = motion_masks.sampled_grey(video, used, 1)
+    evidence = motion_masks.adjacent_evidence(grey, {f: i for i, f in enumerate(used)}, starts, window=16, stride=2)
+    assert evidence.shape == (3, 8, 12)
+    for g, start in enumerate(starts):
+        frames = values[start : start + 31 : 2]
+        expected = np.abs(np.diff(frames)).mean() / 255
+        torch.testing.assert_close(evidence[g], torch.full((8, 12), expected, dtype=torch.float32))
+
+
 def test_choose_evidence_keeps_the_more_concentrated_map_unless_the_camera_clearly_moved():
     compact = torch.zeros(1, 10, 10)
     compact[0, 4:6, 4:6] = 1
