@@ -48,9 +48,10 @@ def preprocess(
     stride: int = typer.Option(DEFAULTS.stride, help="Temporal stride inside a mask window."),
     hop: int = typer.Option(DEFAULTS.hop, help="Frames between consecutive mask windows."),
     masks: str = typer.Option(
-        DEFAULTS.masks, help="Mask method: motion (camera-compensated motion, the default: best on real footage), "
-        "adaptive (motion adapted to the camera and the spread of the evidence), paper (the paper's map, bit for "
-        "bit), frame-difference, translation-difference or centre (baselines). docs/method.md."),
+        DEFAULTS.masks, help="Mask method: adaptive (camera-compensated motion adapted to the camera and the spread of the "
+        "evidence, the default: best on real footage), motion (camera-compensated motion, the default before "
+        "adaptive), paper (the paper's map, bit for bit), frame-difference, translation-difference or centre "
+        "(baselines). docs/method.md."),
     colour_context: int = typer.Option(
         DEFAULTS.colour_context, help="With --masks paper: mask windows on each side whose seed colours join each window's colour "
         "histograms (0: the paper's step 4, one window; 4 scored better on synthetic ground truth: docs/method.md)."),

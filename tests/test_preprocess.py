@@ -312,7 +312,7 @@ def test_mask_method_is_recorded_and_a_resume_with_another_is_refused(synth_data
     from pipelines.motion_masks import VERSION, map_shape
 
     cache = tmp_path / "motion.zarr"
-    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, short_side=128))
+    run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, short_side=128, masks="motion"))
     reader = open_cache(cache)
     assert reader.settings["masks"] == "motion" and reader.settings["mask_version"] == VERSION
     assert reader.mask_method == ("motion", VERSION)
@@ -343,7 +343,7 @@ def test_adaptive_masks_are_recorded_shown_and_kept_apart_from_motion(synth_data
     assert reader.mask_method == ("adaptive", ADAPTIVE_VERSION)
     shown = " ".join(CliRunner().invoke(app, ["info", "--cache", str(cache)]).output.replace("│", " ").split())
     assert f"masks adaptive (version {ADAPTIVE_VERSION})" in shown
-    with pytest.raises(CacheError, match=r"its masks are --masks adaptive \(version 1\), asked --masks motion"):
+    with pytest.raises(CacheError, match=rf"its masks are --masks adaptive \(version {ADAPTIVE_VERSION}\), asked --masks motion"):
         run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, short_side=128, masks="motion"))
     run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, short_side=128, masks="adaptive"))  # resumes
     assert len(open_cache(cache).video_ids) == 2
@@ -360,7 +360,7 @@ def test_caches_made_before_mask_methods_open_and_resume_as_paper(synth_dataset,
     assert "masks" not in settings and "mask_version" not in settings  # recorded by absence, as before
     assert settings["fg_fraction"] == 0.5  # the paper's constants, as before
     assert open_cache(cache).mask_method == ("paper", 1)
-    with pytest.raises(CacheError, match=r"its masks are --masks paper \(version 1\), asked --masks motion"):
+    with pytest.raises(CacheError, match=r"its masks are --masks paper \(version 1\), asked --masks adaptive"):
         run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2))
     summary = run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, masks="paper"))
     assert (summary.done, summary.skipped) == (1, 1)

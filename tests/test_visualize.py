@@ -330,7 +330,7 @@ def test_methods_compared_side_by_side_with_auto_beta(caches, tmp_path):
                                              beta="auto", compare=("paper", "centre", "paper")))
     quality = report["mask_quality"]
     own = open_cache(cache).mask_method[0]
-    assert own == "motion" and list(quality["methods"]) == ["motion", "paper", "centre"]
+    assert own == "adaptive" and list(quality["methods"]) == ["adaptive", "paper", "centre"]
     for measured in quality["methods"].values():
         assert measured["videos"] == 3 and 0 <= measured["mean"]["roc_auc"] <= 1
         assert 0.1 <= measured["mean"]["beta"] <= 0.5 and 0 <= measured["mean"]["iou"] <= 1
