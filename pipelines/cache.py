@@ -85,6 +85,14 @@ def video_id_for(relative_path: str) -> str:
     return relative_path.replace("/", "__")
 
 
+def window_for_clip(starts: list[int], indices, *, window: int = 16, stride: int = 2) -> int:
+    """Index into ``starts`` of the window whose centre is nearest the clip's (ties: the earlier window)."""
+    indices = np.asarray(indices)
+    clip_centre = (indices.min() + indices.max()) / 2
+    window_centres = np.asarray(starts) + (window - 1) * stride / 2
+    return int(np.argmin(np.abs(window_centres - clip_centre)))
+
+
 def _zarr():
     import zarr
 
@@ -420,8 +428,6 @@ class CacheReader:
 
     def window_index(self, video_id: str, indices) -> int:
         """Which stored window serves the clip made of frames ``indices``."""
-        from pipelines.window_maps import window_for_clip
-
         info = self._info[video_id]
         mask = info["mask_window"]
         return window_for_clip(info["window_starts"], list(indices), window=mask["window"], stride=mask["stride"])

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from pipelines.cache import open_cache
+
 Box = tuple[int, int, int, int]  # top, left, height, width, in pixels of the frame
 
 # The paper's random resized crop: area share and aspect range of torchvision's default.
@@ -236,8 +238,6 @@ class ClipDataset(Dataset):
     @property
     def reader(self):
         if self._reader is None:
-            from pipelines.cache import open_cache
-
             self._reader = open_cache(self.cache_path, source=self.source)
         return self._reader
 

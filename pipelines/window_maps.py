@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipelines.cache import window_for_clip  # noqa: F401  (the cache reader's rule, beside the windows it picks from)
 from pipelines.clips import UINT8_MAX, clip_span
 from pipelines.fame import (
     blur_and_normalise,
@@ -58,14 +59,6 @@ def pad_to_window(frames: np.ndarray, *, window: int = 16, stride: int = 2) -> t
     if missing <= 0:
         return frames, 0
     return np.concatenate([frames, np.repeat(frames[-1:], missing, axis=0)]), missing
-
-
-def window_for_clip(starts: list[int], indices, *, window: int = 16, stride: int = 2) -> int:
-    """Index into ``starts`` of the window whose centre is nearest the clip's (ties: the earlier window)."""
-    indices = np.asarray(indices)
-    clip_centre = (indices.min() + indices.max()) / 2
-    window_centres = np.asarray(starts) + (window - 1) * stride / 2
-    return int(np.argmin(np.abs(window_centres - clip_centre)))
 
 
 def window_sums(frames: np.ndarray, starts, *, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
