@@ -29,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from pipelines import fame, window_maps
-    from pipelines.synth import SynthSettings, write_dataset
-    from pipelines.video import read_video
+    from pipelines.data.synth import SynthSettings, write_dataset
+    from pipelines.data.video import read_video
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

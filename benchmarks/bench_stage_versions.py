@@ -57,7 +57,7 @@ def run_side(checkout: Path, source: Path, cache: Path, workers: int, short_side
 
 
 def load_video_module(checkout: Path, name: str):
-    """A checkout's ``pipelines/video.py`` as a module of its own (it imports nothing of fame)."""
+    """A checkout's ``pipelines/data/video.py`` as a module of its own (it imports nothing of fame)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(name, checkout / "pipelines" / "video.py")
@@ -73,7 +73,7 @@ def decode_ab(sides: dict[str, Path], source: Path, layout: str, short_side: int
     import statistics
     import time
 
-    from pipelines.layouts import discover_dataset
+    from pipelines.data.layouts import discover_dataset
 
     index = discover_dataset(source, layout)
     by_size: dict[int, Path] = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from pipelines.cache import open_cache
+from pipelines.data.cache import open_cache
 from pipelines.devices import resolve_device
 from pipelines.pretrain import METRICS, PretrainSettings, run_pretrain
 

@@ -113,8 +113,8 @@ def _reset_peak(device: torch.device) -> None:
 
 
 def make_cache(folder: Path, scale: Scale) -> tuple[Path, dict]:
+    from pipelines.data.synth import SynthSettings, write_dataset
     from pipelines.preprocess import PreprocessSettings, run_preprocess
-    from pipelines.synth import SynthSettings, write_dataset
 
     started = time.perf_counter()
     write_dataset(SynthSettings(out_dir=str(folder / "synth"), classes=scale.classes,
@@ -132,7 +132,7 @@ def make_cache(folder: Path, scale: Scale) -> tuple[Path, dict]:
 
 
 def pretrain_part(cache: Path, run_dir: Path, scale: Scale, device: torch.device) -> dict:
-    from pipelines.cache import open_cache
+    from pipelines.data.cache import open_cache
     from pipelines.pretrain import METRICS, PretrainSettings, run_pretrain
 
     steps = scale.warmup_steps + scale.timed_steps
@@ -202,7 +202,7 @@ def mask_part(scale: Scale, device: torch.device) -> dict:
 
 
 def jpeg_part(scale: Scale, device: torch.device, quality: int = 90) -> dict:
-    from pipelines.jpeg_frames import encode_frames
+    from pipelines.data.jpeg_frames import encode_frames
 
     rng = np.random.default_rng(1)
     # smooth content, closer to video than noise: a gradient plus mild noise

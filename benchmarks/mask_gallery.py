@@ -21,12 +21,12 @@ import torch
 from PIL import Image
 
 from pipelines import contact_sheet as pictures
-from pipelines.clips import clip_span
+from pipelines.data.clips import clip_span
+from pipelines.data.video import read_video
 from pipelines.fame import select_foreground
 from pipelines.ground_truth import clip_ground_truth
 from pipelines.mask_methods import MaskParameters, compute_video_masks
 from pipelines.mask_quality import foreground_kept, roc_auc
-from pipelines.video import read_video
 from pipelines.visualize import resize_map
 from pipelines.window_maps import window_starts
 

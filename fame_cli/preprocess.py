@@ -9,8 +9,8 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cache import CacheError
-from pipelines.layouts import LayoutError
+from pipelines.data.cache import CacheError
+from pipelines.data.layouts import LayoutError
 from pipelines.preprocess import PreprocessSettings, run_preprocess  # light: torch loads in process_video
 from pipelines.settings import SettingsError
 

@@ -54,9 +54,9 @@ def visualize_masks(
 
     Example: fame visualize-masks --cache ucf101.zarr --output masks --sample 16
     """
-    from pipelines.cache import CacheError
+    from pipelines.data.cache import CacheError
+    from pipelines.data.video import VideoError
     from pipelines.fame import parse_beta
-    from pipelines.video import VideoError
     from pipelines.visualize import run_visualize
 
     given = given_options(ctx, VisualizeSettings)

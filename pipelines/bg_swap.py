@@ -37,9 +37,9 @@ import torch
 from torch.utils.data import Dataset
 
 from pipelines.clean_plates import clean_plates
-from pipelines.clips import UINT8_MAX, ClipDataset, center_crop_box, crop_resize_map, uniform_clip_indices
-from pipelines.ground_truth import clip_ground_truth
+from pipelines.data.clips import UINT8_MAX, ClipDataset, center_crop_box, crop_resize_map, uniform_clip_indices
 from pipelines.fame import merge_foreground_background, random_derangement, select_foreground
+from pipelines.ground_truth import clip_ground_truth
 
 BETA = 0.5  # share of each crop kept as foreground (the paper's default)
 SWAP_SEED = 0  # seed of the pairing, so every run and every process swaps the same pairs

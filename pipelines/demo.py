@@ -25,13 +25,13 @@ import numpy as np
 
 from pipelines.atomic_files import atomic_write_json, atomic_write_text
 from pipelines.demo_settings import DemoSettings  # noqa: F401  (re-exported)
+from pipelines.data.synth import SynthSettings, write_dataset
 from pipelines.evaluate import EvaluateSettings, run_evaluate
 from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.pretrain import run_pretrain
 from pipelines.recipes import load_recipe, resolve_settings
 from pipelines.settings import SettingsError
-from pipelines.pretrain import run_pretrain
 from pipelines.swap_retrieval import METRICS as SWAP_METRICS
-from pipelines.synth import SynthSettings, write_dataset
 from pipelines.visualize import VisualizeSettings, run_visualize
 
 #: the two pretraining variants the demo compares: name -> fame on/off

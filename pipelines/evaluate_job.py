@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipelines.cache import CacheReader, open_cache
 from pipelines.checkpoint_formats import BackboneWeights, LoadReport, load_backbone, read_checkpoint
+from pipelines.data.cache import CacheReader, open_cache
 from pipelines.devices import channels_last_3d_ok
 from pipelines.evaluate_settings import (
     TRAINED,
@@ -20,7 +20,7 @@ from pipelines.evaluate_settings import (
     resolve_checkpoint_path,
     resolve_settings,
 )
-from pipelines.layouts import fold_split_name
+from pipelines.data.layouts import fold_split_name
 from pipelines.models import build_backbone
 
 Progress = Callable[..., None]  # progress(stage, done, total, **fields)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.synth import unpack_ground_truth
+from pipelines.data.synth import unpack_ground_truth
 
 #: where ``fame synth`` writes its masks, beside the dataset root
 SYNTH_FOLDER = "ground_truth"

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from pipelines import distributed
 from pipelines.augment import normalise
 from pipelines.bg_swap import SwappedClipDataset, swap_partners
-from pipelines.clips import UINT8_MAX, ClipDataset
+from pipelines.data.clips import UINT8_MAX, ClipDataset
 from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory
 from pipelines.evaluate_job import Job
 from pipelines.evaluate_settings import EvaluateError

@@ -94,7 +94,7 @@ def _frame_difference(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tens
     import torch
 
     from pipelines import fame, window_maps
-    from pipelines.clips import UINT8_MAX
+    from pipelines.data.clips import UINT8_MAX
 
     starts = window_maps.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
     motion, _ = window_maps.window_sums(np.asarray(frames), starts, window=p.window, stride=p.stride)  # G, H, W
@@ -107,7 +107,7 @@ def _centre(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[i
     import torch
 
     from pipelines import motion_masks, window_maps
-    from pipelines.clips import UINT8_MAX
+    from pipelines.data.clips import UINT8_MAX
 
     starts = window_maps.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
     prior = motion_masks.centre_prior(*motion_masks.map_shape(frames.shape[1], frames.shape[2]))

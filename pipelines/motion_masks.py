@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.clips import UINT8_MAX
+from pipelines.data.clips import UINT8_MAX
 from pipelines.fame import blur_kernel_size, gaussian_blur, min_max_normalise
 from pipelines.window_maps import window_starts
 

@@ -16,11 +16,11 @@ from typing import Callable
 
 import numpy as np
 
-from pipelines import cache as cache_format
-from pipelines.layouts import DatasetIndex, VideoEntry, discover_dataset
+from pipelines.data import cache as cache_format
+from pipelines.data.layouts import DatasetIndex, VideoEntry, discover_dataset
+from pipelines.data.video import TruncatedVideoError, VideoError, check_file, decode_video, read_video
 from pipelines.mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
 from pipelines.settings import SettingsError
-from pipelines.video import TruncatedVideoError, VideoError, check_file, decode_video, read_video
 
 #: crashes of a worker process a video may be part of before it is recorded as an error
 MAX_CRASHES = 2
@@ -225,7 +225,8 @@ def _init_worker() -> None:
     """Per-process set-up: one torch thread (parallelism is by processes), imports done once."""
     import torch
 
-    from pipelines import fame, motion_masks, video  # noqa: F401  (import time is paid here, not by the first video)
+    from pipelines import fame, motion_masks  # noqa: F401  (import time is paid here, not by the first video)
+    from pipelines.data import video
 
     torch.set_num_threads(1)
 
@@ -236,7 +237,7 @@ def process_video(entry: VideoEntry, settings: PreprocessSettings, dataset_root:
     video_id = cache_format.video_id_for(entry.path)
     path = Path(dataset_root) / entry.path
     cache = settings.cache
-    from pipelines.clips import clip_span  # torch: imported where videos are processed, not by `fame --help`
+    from pipelines.data.clips import clip_span  # torch: imported where videos are processed, not by `fame --help`
 
     span = clip_span(settings.window, settings.stride)
     try:

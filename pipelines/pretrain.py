@@ -39,7 +39,7 @@ from torch import Tensor
 from pipelines import distributed
 from pipelines.atomic_files import atomic_write_json, atomic_write_text
 from pipelines.augment import AugmentStrengths, ClipAugment
-from pipelines.cache import open_cache
+from pipelines.data.cache import open_cache
 from pipelines.checkpoints import (
     CheckpointError,
     checkpoint_dir,
@@ -47,11 +47,11 @@ from pipelines.checkpoints import (
     load_checkpoint,
     make_checkpoint,
 )
-from pipelines.clips import clip_span
+from pipelines.data.clips import clip_span
 from pipelines.devices import autocast_context, channels_last_3d_ok, resolve_device
 from pipelines.fame import fame_merge
-from pipelines.models import build_backbone
 from pipelines.moco import MoCo
+from pipelines.models import build_backbone
 from pipelines.pretrain_data import build_loader, check_cache_fits, queue_warning
 from pipelines.pretrain_settings import RESUMABLE_CHANGES, PretrainSettings
 from pipelines.run_logs import CURVES, ScalarLog, read_metrics, write_curves

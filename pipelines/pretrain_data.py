@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 
 from pipelines import distributed
-from pipelines.cache import CacheError
-from pipelines.clips import ClipDataset, clip_span
+from pipelines.data.cache import CacheError
+from pipelines.data.clips import ClipDataset, clip_span
 from pipelines.devices import pin_memory
 from pipelines.pretrain_settings import PretrainSettings
 
@@ -50,7 +50,7 @@ class PairDataset(ClipDataset):
 def check_cache_fits(reader, settings: PretrainSettings, *, world: int) -> tuple[list[str], list[str]]:
     """The videos this run trains on, and those of them shorter than one clip's span.
 
-    A short video is kept: its clips repeat its last frame (``pipelines.clips``), as the
+    A short video is kept: its clips repeat its last frame (``pipelines.data.clips``), as the
     field's samplers loop or repeat frames, and its one mask window was padded the same way
     at preprocessing. Raises CacheError when the cache cannot serve the run at all: crop
     larger than the stored frames, missing soft masks (FAME), missing source videos (a

@@ -34,17 +34,17 @@ import torch.nn.functional as F
 from pipelines import animation, contact_sheet as pictures
 from pipelines.atomic_files import atomic_write_json, json_safe
 from pipelines.augment import normalise
-from pipelines.cache import CacheError, open_cache, video_id_for
-from pipelines.clips import clip_span
 from pipelines.bg_swap import PLATE_SHARE
 from pipelines.clean_plates import camera_is_still, clean_plate
+from pipelines.data.cache import CacheError, open_cache, video_id_for
+from pipelines.data.clips import clip_span
+from pipelines.data.video import VideoError
 from pipelines.fame import foreground_fraction, merge_foreground_background, random_derangement, select_foreground
 from pipelines.ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
 from pipelines.html_index import write_index
 from pipelines.mask_methods import MaskParameters, compute_video_masks
 from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc
 from pipelines.settings import SettingsError
-from pipelines.video import VideoError
 from pipelines.visualize_settings import FORMATS, VisualizeSettings  # noqa: F401  (re-exported)
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")  # dropped from file names

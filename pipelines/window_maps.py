@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.cache import window_for_clip  # noqa: F401  (the cache reader's rule, beside the windows it picks from)
-from pipelines.clips import UINT8_MAX, clip_span
+from pipelines.data.cache import window_for_clip  # noqa: F401  (the cache reader's rule, beside the windows it picks from)
+from pipelines.data.clips import UINT8_MAX, clip_span
 from pipelines.fame import (
     blur_and_normalise,
     colour_histograms,
@@ -47,7 +47,7 @@ def pad_to_window(frames: np.ndarray, *, window: int = 16, stride: int = 2) -> t
     """A video shorter than one window's span, with its last frame repeated up to the span; and
     how many frames were added (0: ``frames`` itself, untouched).
 
-    The same rule as the clip sampler (``pipelines.clips.sample_clip_indices`` repeats the last
+    The same rule as the clip sampler (``pipelines.data.clips.sample_clip_indices`` repeats the last
     frame of a short video), so the one window of a short video covers exactly the frames its
     clips are made of. Repeating, not looping: a loop would put a jump from the last frame back to
     the first inside the window, motion that is not in the video. A 1-frame video becomes a

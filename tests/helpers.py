@@ -84,7 +84,7 @@ def open_cache_for_writing_at(path: str, start_at: float) -> str:
     Run in several processes at once to race their creation of one store."""
     import time
 
-    from pipelines.cache import open_for_writing
+    from pipelines.data.cache import open_for_writing
 
     while time.time() < start_at:
         pass
@@ -139,7 +139,7 @@ def resolve_split(index_or_split_names, split: str, fold: int = 1) -> str:
     >>> resolve_split(["train", "val"], "validation")
     'val'
     """
-    from pipelines.layouts import SPLIT_FOLDERS, DatasetIndex, LayoutError, fold_split_name
+    from pipelines.data.layouts import SPLIT_FOLDERS, DatasetIndex, LayoutError, fold_split_name
 
     if isinstance(index_or_split_names, DatasetIndex):
         names = index_or_split_names.split_names()

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from helpers import SMALL_CACHE, tiny_cache
-from pipelines.cache import open_cache
-from pipelines.clips import (
+from pipelines.data.cache import open_cache
+from pipelines.data.clips import (
     ClipDataset,
     center_crop_box,
     clip_span,

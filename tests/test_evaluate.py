@@ -17,20 +17,20 @@ import torch
 import torch.multiprocessing as mp
 
 from helpers import tiny_cache
+from pipelines import distributed
 from pipelines.bg_swap import SwappedClipDataset, swap_partners
-from pipelines.cache import open_cache
 from pipelines.checkpoint_formats import read_checkpoint
 from pipelines.checkpoints import atomic_save, latest_path, load_checkpoint, make_checkpoint
 from pipelines.classifier_training import lr_milestones
 from pipelines.clean_plates import DILATION, dilate
-from pipelines.clips import ClipDataset
-from pipelines import distributed
+from pipelines.data.cache import open_cache
+from pipelines.data.clips import ClipDataset
 from pipelines.distributed import gather_in_order, shard
 from pipelines.evaluate import EvaluateError, EvaluateSettings, run_evaluate
 from pipelines.evaluate_settings import default_run_dir, read_config, resolve_settings
 from pipelines.fame import merge_foreground_background
-from pipelines.models import small
 from pipelines.moco import MoCo
+from pipelines.models import small
 
 CLIP = dict(clip_len=8, stride=2, crop=32)
 FAST = dict(clips_per_video=2, epochs=1, batch_size=4, test_batch_size=2, workers=0, device="cpu")

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from helpers import moving_square_video, tiny_cache, write_test_video
-from pipelines.cache import CacheError, open_cache
 from pipelines.checkpoints import CheckpointError, load_checkpoint
+from pipelines.data.cache import CacheError, open_cache
 from pipelines.fame import fame_merge
 from pipelines.moco import MoCo
 from pipelines.preprocess import PreprocessSettings, run_preprocess

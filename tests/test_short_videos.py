@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from helpers import moving_square_video, write_test_video
-from pipelines.cache import open_cache, video_id_for
-from pipelines.clips import ClipDataset
+from pipelines.data.cache import open_cache, video_id_for
+from pipelines.data.clips import ClipDataset
 from pipelines.mask_methods import METHODS, MaskParameters, compute_video_masks
 from pipelines.window_maps import pad_to_window
 

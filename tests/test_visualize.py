@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from fame_cli.main import app
 from pipelines import contact_sheet as pictures
 from pipelines.animation import write_gif, write_mp4
-from pipelines.cache import open_cache
+from pipelines.data.cache import open_cache
 from pipelines.ground_truth import GroundTruthError, clip_ground_truth, resize_nearest
 from pipelines.html_index import write_index
 from pipelines.preprocess import PreprocessSettings, run_preprocess

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.layouts.index import DatasetIndex, IndexBuilder
-from pipelines.layouts.paths import INTEGER, find_listed, first_video, has_video_extension, read_lines, scan_videos, split_folders
+from pipelines.data.layouts.index import DatasetIndex, IndexBuilder
+from pipelines.data.layouts.paths import INTEGER, find_listed, first_video, has_video_extension, read_lines, scan_videos, split_folders
 
 
 def read_class_folders(root: Path, layout: str) -> DatasetIndex:

@@ -14,7 +14,7 @@ import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
-from pipelines.jpeg_frames import CODEC_NAME, DEFAULT_QUALITY, decode_frames, encode_frames
+from pipelines.data.jpeg_frames import CODEC_NAME, DEFAULT_QUALITY, decode_frames, encode_frames
 
 
 @dataclass(frozen=True)

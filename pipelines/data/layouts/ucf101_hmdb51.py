@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipelines.layouts.index import DatasetIndex, IndexBuilder, LayoutError, fold_split_name
-from pipelines.layouts.paths import INTEGER, DiskVideos, first_dir, names_a_folder, read_lines, split_file_dirs
+from pipelines.data.layouts.index import DatasetIndex, IndexBuilder, LayoutError, fold_split_name
+from pipelines.data.layouts.paths import INTEGER, DiskVideos, first_dir, names_a_folder, read_lines, split_file_dirs
 
 # Where the split files live when unpacked from the official archives (see `split_file_dirs`).
 UCF_LISTS = "ucfTrainTestlist"

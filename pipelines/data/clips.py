@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from pipelines.cache import open_cache
+from pipelines.data.cache import open_cache
 
 Box = tuple[int, int, int, int]  # top, left, height, width, in pixels of the frame
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from pipelines.layouts.index import DatasetIndex, IndexBuilder, LayoutError
-from pipelines.layouts.paths import ANNOTATIONS, DiskVideos, first_dir, read_json, split_file_dirs
+from pipelines.data.layouts.index import DatasetIndex, IndexBuilder, LayoutError
+from pipelines.data.layouts.paths import ANNOTATIONS, DiskVideos, first_dir, read_json, split_file_dirs
 
 DIVING_VIDEOS = "rgb"
 _DIVING_VIDEO_EXT = ".mp4"

@@ -39,7 +39,7 @@ def inner_codec(codec: str, level: int, dtype: np.dtype):
         codecs = [bytes_codec, {"name": "zstd", "configuration": {"level": level, "checksum": False}}]
         return codecs, lambda chunk: zstd.encode(np.ascontiguousarray(chunk))
     if codec == "jpeg":
-        from pipelines.jpeg_frames import CODEC_NAME, encode_frames
+        from pipelines.data.jpeg_frames import CODEC_NAME, encode_frames
 
         return [{"name": CODEC_NAME, "configuration": {"quality": level}}], lambda chunk: encode_frames(chunk, level)
     if codec == "raw":

@@ -18,12 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from pipelines.layouts.diving48 import DIVING_SPLITS, DIVING_VIDEOS, looks_like_diving48, read_diving48
-from pipelines.layouts.folders import looks_like_folder, read_folder, read_list
-from pipelines.layouts.index import DatasetIndex, LayoutError, VideoEntry, fold_split_name
-from pipelines.layouts.kinetics import looks_like_kinetics, read_kinetics
-from pipelines.layouts.paths import SPLIT_FOLDERS, VIDEO_EXTENSIONS, checked_split_dir, existing_path
-from pipelines.layouts.ucf101_hmdb51 import (
+from pipelines.data.layouts.diving48 import DIVING_SPLITS, DIVING_VIDEOS, looks_like_diving48, read_diving48
+from pipelines.data.layouts.folders import looks_like_folder, read_folder, read_list
+from pipelines.data.layouts.index import DatasetIndex, LayoutError, VideoEntry, fold_split_name
+from pipelines.data.layouts.kinetics import looks_like_kinetics, read_kinetics
+from pipelines.data.layouts.paths import SPLIT_FOLDERS, VIDEO_EXTENSIONS, checked_split_dir, existing_path
+from pipelines.data.layouts.ucf101_hmdb51 import (
     HMDB_LISTS,
     UCF_CLASSES,
     UCF_LISTS,

@@ -32,10 +32,10 @@ from typing import Iterable
 
 import numpy as np
 
-from pipelines.layouts import fold_split_name
+from pipelines.data.layouts import fold_split_name
+from pipelines.data.shard_reader import ShardedArrayReader, UnsupportedLayout
+from pipelines.data.shard_writer import write_json, write_sharded_array
 from pipelines.settings import changed_settings
-from pipelines.shard_reader import ShardedArrayReader, UnsupportedLayout
-from pipelines.shard_writer import write_json, write_sharded_array
 
 FORMAT_VERSION = 1
 VIDEOS = "videos"
@@ -416,7 +416,7 @@ class CacheReader:
         if indices.size and (indices.min() < 0 or indices.max() >= info["num_frames"]):
             raise IndexError(f"{video_id}: frame indices must lie in [0, {info['num_frames']}), got {indices.min()}..{indices.max()}")
         if not self.has_frames:
-            from pipelines.video import read_clip
+            from pipelines.data.video import read_clip
 
             return read_clip(self.source / info["path"], indices, size=(info["height"], info["width"]))
         return self._array(video_id, "frames").take(indices)  # decodes each needed chunk once

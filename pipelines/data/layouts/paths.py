@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable
 
-from pipelines.layouts.index import LayoutError, name_key
+from pipelines.data.layouts.index import LayoutError, name_key
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 

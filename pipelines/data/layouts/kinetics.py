@@ -9,9 +9,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from pipelines.layouts.folders import read_class_folders
-from pipelines.layouts.index import DatasetIndex, IndexBuilder, LayoutError
-from pipelines.layouts.paths import ANNOTATIONS, SPLIT_FOLDERS, first_dir, first_video, scan_videos, split_file_dirs, split_folders
+from pipelines.data.layouts.folders import read_class_folders
+from pipelines.data.layouts.index import DatasetIndex, IndexBuilder, LayoutError
+from pipelines.data.layouts.paths import ANNOTATIONS, SPLIT_FOLDERS, first_dir, first_video, scan_videos, split_file_dirs, split_folders
 
 _KINETICS_CLIP = re.compile(r"[A-Za-z0-9_-]{11}_[0-9]{6}_[0-9]{6}")  # <youtube_id>_<start>_<end>
 _KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.jpeg_frames import CODEC_NAME, decode_frames
+from pipelines.data.jpeg_frames import CODEC_NAME, decode_frames
 
 #: a missing inner chunk's (offset, nbytes) in the shard index
 _EMPTY = np.uint64(2**64 - 1)
