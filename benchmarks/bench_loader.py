@@ -99,7 +99,7 @@ def make_demo_cache(folder: Path, videos_per_class: int, *, height: int = 240, w
     """A synthetic dataset shaped like UCF101 (MPEG-4 AVI, 320x240, ~6 s at 25 fps) and its
     cache at the default short side 128."""
     from pipelines.data.synth import SynthSettings, write_dataset
-    from pipelines.preprocess import PreprocessSettings, run_preprocess
+    from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
     write_dataset(SynthSettings(out_dir=str(folder / "synth"), classes=5, videos_per_class=videos_per_class,
                                 height=height, width=width, frames=frames))

@@ -27,8 +27,8 @@ from pipelines.data.cache import open_cache
 from pipelines.data.clips import crop_resize_clip, crop_resize_map, random_resized_crop_box, sample_clip_indices
 from pipelines.data.synth import SynthSettings, load_ground_truth, write_dataset
 from pipelines.fame import select_foreground, soft_foreground_map
-from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
 
 
 def main() -> None:

@@ -41,11 +41,11 @@ from pipelines.data.clips import clip_span
 from pipelines.data.synth import SynthSettings, load_ground_truth, write_dataset
 from pipelines.data.video import read_video
 from pipelines.fame import fitted_foreground_fraction, select_foreground
-from pipelines.ground_truth import clip_ground_truth, resize_nearest
-from pipelines.mask_methods import METHODS, MaskParameters, compute_video_masks
-from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc
+from pipelines.masks.ground_truth import clip_ground_truth, resize_nearest
+from pipelines.masks.methods import METHODS, MaskParameters, compute_video_masks
+from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
+from pipelines.masks.window_maps import window_for_clip, window_starts
 from pipelines.visualize import resize_map
-from pipelines.window_maps import window_for_clip, window_starts
 
 SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 PARAMETERS = MaskParameters()

@@ -80,7 +80,7 @@ def decode_all(paths: list[str], short_side: int, workers: int) -> tuple[float, 
 
 def preprocess_all(source: Path, cache: Path, short_side: int, workers: int,
                    **options) -> tuple[float, int, list[tuple[float, int]]]:
-    from pipelines.preprocess import PreprocessSettings, run_preprocess
+    from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
     shutil.rmtree(cache, ignore_errors=True)
     settings = PreprocessSettings(source=str(source), cache=str(cache), short_side=short_side, workers=workers,
@@ -103,7 +103,7 @@ def stage_breakdown(paths: list[str], short_side: int) -> dict[str, float]:
 
     from pipelines.data import cache as cache_format
     from pipelines.data.video import decode_video, read_video
-    from pipelines.preprocess import PreprocessSettings, compute_soft_masks
+    from pipelines.masks.preprocess import PreprocessSettings, compute_soft_masks
 
     torch.set_num_threads(1)
     settings = PreprocessSettings(source="", cache="", short_side=short_side)

@@ -33,7 +33,7 @@ def _work(paths: list[str], cache: str, pipelined: bool, decoder: str) -> int:
     import torch
 
     from pipelines.data import cache as cache_format
-    from pipelines.preprocess import DECODERS, PreprocessSettings, compute_soft_masks
+    from pipelines.masks.preprocess import DECODERS, PreprocessSettings, compute_soft_masks
 
     torch.set_num_threads(1)
     settings = PreprocessSettings(source="", cache=cache)

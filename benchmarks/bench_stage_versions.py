@@ -26,7 +26,7 @@ from pathlib import Path
 
 CHILD = r"""
 import json, sys, time
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 source, cache, workers, short_side, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 completions = []
 def on_video(result, finished, total):

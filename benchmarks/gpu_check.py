@@ -114,7 +114,7 @@ def _reset_peak(device: torch.device) -> None:
 
 def make_cache(folder: Path, scale: Scale) -> tuple[Path, dict]:
     from pipelines.data.synth import SynthSettings, write_dataset
-    from pipelines.preprocess import PreprocessSettings, run_preprocess
+    from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
     started = time.perf_counter()
     write_dataset(SynthSettings(out_dir=str(folder / "synth"), classes=scale.classes,
@@ -165,7 +165,7 @@ def pretrain_part(cache: Path, run_dir: Path, scale: Scale, device: torch.device
 
 def mask_part(scale: Scale, device: torch.device) -> dict:
     from pipelines.fame import soft_foreground_map
-    from pipelines.window_maps import video_soft_maps, window_starts
+    from pipelines.masks.window_maps import video_soft_maps, window_starts
 
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (scale.mask_frames, scale.mask_height, scale.mask_width, 3), dtype=np.uint8)

@@ -17,7 +17,7 @@ USER_ERRORS = {
     "pipelines.checkpoints": ("CheckpointError",),
     "pipelines.checkpoint_formats": ("CheckpointFormatError",),
     "pipelines.evaluate_settings": ("EvaluateError",),
-    "pipelines.ground_truth": ("GroundTruthError",),
+    "pipelines.masks.ground_truth": ("GroundTruthError",),
     "pipelines.data.layouts.index": ("LayoutError",),
     "pipelines.settings": ("SettingsError",),
     "pipelines.data.video": ("VideoError",),

@@ -11,7 +11,7 @@ import typer
 
 from pipelines.data.cache import CacheError
 from pipelines.data.layouts import LayoutError
-from pipelines.preprocess import PreprocessSettings, run_preprocess  # light: torch loads in process_video
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess  # light: torch loads in process_video
 from pipelines.settings import SettingsError
 
 from .console import console, fail, progress_bar

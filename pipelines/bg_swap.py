@@ -9,12 +9,12 @@ own background and every run swaps the same pairs. The clips are the usual test 
 its partner. The mask ``M`` of each clip is the cache's soft foreground map of that clip's
 window, taken through the same centre crop and resize as the frames, then binarised to
 its top ``beta`` share (the paper's "portion of the foreground", 0.5), exactly as
-pretraining binarises per crop. With a ground-truth folder (``pipelines.ground_truth``) the
+pretraining binarises per crop. With a ground-truth folder (``pipelines.masks.ground_truth``) the
 mask is instead the true foreground: the union of the clip's true masks over its frames,
 through the same crop (then the set does not depend on the quality of the soft maps).
 
 **Clean plates.** Before another foreground is pasted on it, every background clip has its
-own subject taken out (``pipelines.clean_plates``): with ground truth its true foreground,
+own subject taken out (``pipelines.masks.clean_plates``): with ground truth its true foreground,
 otherwise the cache's map at a generous share (``PLATE_SHARE``), dilated and filled from the
 clip's own background. Pasted onto the raw clip instead, the background would still show
 its own subject wherever the pasted foreground does not cover it, and a model that follows
@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipelines.clean_plates import clean_plates
 from pipelines.data.clips import UINT8_MAX, ClipDataset, center_crop_box, crop_resize_map, uniform_clip_indices
 from pipelines.fame import merge_foreground_background, random_derangement, select_foreground
-from pipelines.ground_truth import clip_ground_truth
+from pipelines.masks.clean_plates import clean_plates
+from pipelines.masks.ground_truth import clip_ground_truth
 
 BETA = 0.5  # share of each crop kept as foreground (the paper's default)
 SWAP_SEED = 0  # seed of the pairing, so every run and every process swaps the same pairs

@@ -27,7 +27,7 @@ from pipelines.atomic_files import atomic_write_json, atomic_write_text
 from pipelines.demo_settings import DemoSettings  # noqa: F401  (re-exported)
 from pipelines.data.synth import SynthSettings, write_dataset
 from pipelines.evaluate import EvaluateSettings, run_evaluate
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 from pipelines.pretrain import run_pretrain
 from pipelines.recipes import load_recipe, resolve_settings
 from pipelines.settings import SettingsError

@@ -18,7 +18,7 @@ from pipelines.data.clips import UINT8_MAX, ClipDataset
 from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory
 from pipelines.evaluate_job import Job
 from pipelines.evaluate_settings import EvaluateError
-from pipelines.ground_truth import check_ground_truth, synth_ground_truth
+from pipelines.masks.ground_truth import check_ground_truth, synth_ground_truth
 from pipelines.retrieval import average_clip_features
 
 

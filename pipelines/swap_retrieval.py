@@ -6,7 +6,7 @@ asks each test video directly. The **queries** are the test videos' clips as the
 **gallery** holds, for every test video i, its foreground moved onto the background of test
 video ``partners[i]`` (the seeded derangement of ``--bg-swap``, ``pipelines.bg_swap``):
 FAME's merge (step 6) at test time, onto a clean plate of the partner (its own subject
-removed, ``pipelines.clean_plates``), so that nothing of the partner's subject is left there. So every query q has exactly two special gallery items:
+removed, ``pipelines.masks.clean_plates``), so that nothing of the partner's subject is left there. So every query q has exactly two special gallery items:
 
 - item q carries q's own foreground (on another video's background): the right answer for
   a model that recognises what moves;
@@ -21,7 +21,7 @@ Metrics, in percent (``chance_levels`` gives what a random ranking scores):
 
 The masks ``M`` come from the cache (the soft map of each clip's window through the centre
 crop, top ``beta``, as ``--bg-swap``), or, with ``ground_truth``, from the true foreground
-(``pipelines.ground_truth``: the union of the true masks over the clip's frames), so that on
+(``pipelines.masks.ground_truth``: the union of the true masks over the clip's frames), so that on
 synthetic data the score does not depend on the quality of the masks.
 
 **Frozen clips.** The same queries with motion taken away: every frame of a clip replaced by

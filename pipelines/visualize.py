@@ -14,7 +14,7 @@ It writes a PNG contact sheet and (``format`` gif or mp4) an animation per video
 ``index.html`` showing them all with mask statistics, ``report.json``, and, when ground
 truth is found (``fame synth`` data, or a folder in the format of ``ground_truth.py``),
 ``mask_quality.json``. ``compare`` adds the soft maps of other mask methods
-(``pipelines.mask_methods``), computed from the cached frames of the same clips, as rows of
+(``pipelines.masks.methods``), computed from the cached frames of the same clips, as rows of
 the contact sheets and as columns of the quality report, so methods are judged side by side.
 """
 
@@ -35,15 +35,15 @@ from pipelines import animation, contact_sheet as pictures
 from pipelines.atomic_files import atomic_write_json, json_safe
 from pipelines.augment import normalise
 from pipelines.bg_swap import PLATE_SHARE
-from pipelines.clean_plates import camera_is_still, clean_plate
 from pipelines.data.cache import CacheError, open_cache, video_id_for
 from pipelines.data.clips import clip_span
 from pipelines.data.video import VideoError
 from pipelines.fame import foreground_fraction, merge_foreground_background, random_derangement, select_foreground
-from pipelines.ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
 from pipelines.html_index import write_index
-from pipelines.mask_methods import MaskParameters, compute_video_masks
-from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc
+from pipelines.masks.clean_plates import camera_is_still, clean_plate
+from pipelines.masks.ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
+from pipelines.masks.methods import MaskParameters, compute_video_masks
+from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
 from pipelines.settings import SettingsError
 from pipelines.visualize_settings import FORMATS, VisualizeSettings  # noqa: F401  (re-exported)
 
@@ -350,7 +350,7 @@ def _load(cache, video_id: str, settings: VisualizeSettings) -> dict:
 
 
 def plate_of(item: dict) -> dict:
-    """The clean plate of an item's clip (``pipelines.clean_plates``), as the swap test sets
+    """The clean plate of an item's clip (``pipelines.masks.clean_plates``), as the swap test sets
     make it: without the true foreground of each frame when there is ground truth, else
     without the top ``PLATE_SHARE`` of the soft map. ``{"plate": T, H, W, 3 uint8,
     "plate_subject", "plate_camera"}``."""

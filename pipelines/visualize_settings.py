@@ -35,7 +35,7 @@ class VisualizeSettings:
     def validate(self) -> None:
         """Raise SettingsError for values no run can use."""
         from pipelines.fame import parse_beta  # torch: here, not at import (`fame --help` stays fast)
-        from pipelines.mask_methods import get_method
+        from pipelines.masks.methods import get_method
 
         if self.format not in FORMATS:
             raise SettingsError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")

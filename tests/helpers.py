@@ -164,7 +164,7 @@ SMALL_CACHE = dict(short_side=32, window=8, stride=2, hop=4)
 
 def tiny_cache(synth_dataset: Path, folder: Path, name: str = "tiny.zarr") -> Path:
     """``fame preprocess`` of the synthetic dataset's videos (``SMALL_CACHE``) into FOLDER/NAME."""
-    from pipelines.preprocess import PreprocessSettings, run_preprocess
+    from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
     path = folder / name
     run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path), **SMALL_CACHE))

@@ -20,7 +20,7 @@ from pipelines.data.clips import (
     sample_clip_indices,
     uniform_clip_indices,
 )
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,13 @@ from pipelines.bg_swap import SwappedClipDataset, swap_partners
 from pipelines.checkpoint_formats import read_checkpoint
 from pipelines.checkpoints import atomic_save, latest_path, load_checkpoint, make_checkpoint
 from pipelines.classifier_training import lr_milestones
-from pipelines.clean_plates import DILATION, dilate
 from pipelines.data.cache import open_cache
 from pipelines.data.clips import ClipDataset
 from pipelines.distributed import gather_in_order, shard
 from pipelines.evaluate import EvaluateError, EvaluateSettings, run_evaluate
 from pipelines.evaluate_settings import default_run_dir, read_config, resolve_settings
 from pipelines.fame import merge_foreground_background
+from pipelines.masks.clean_plates import DILATION, dilate
 from pipelines.moco import MoCo
 from pipelines.models import small
 

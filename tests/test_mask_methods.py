@@ -1,4 +1,4 @@
-"""pipelines.mask_methods: the named mask methods, and ``paper`` kept bit for bit."""
+"""pipelines.masks.methods: the named mask methods, and ``paper`` kept bit for bit."""
 
 import hashlib
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import fame, mask_methods, motion_masks, window_maps
+from pipelines import fame
+from pipelines.masks import methods as mask_methods, motion as motion_masks, window_maps
 
 
 def panning_video(frames=40, height=48, width=64, seed=0):

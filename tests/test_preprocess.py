@@ -16,7 +16,7 @@ import pytest
 
 from helpers import moving_square_video, write_test_video
 from pipelines.data.cache import CacheError, open_cache, video_id_for
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
 SMALL = dict(short_side=32, window=8, stride=2, hop=4)
 
@@ -309,7 +309,7 @@ def test_mask_method_is_recorded_and_a_resume_with_another_is_refused(synth_data
     from typer.testing import CliRunner
 
     from fame_cli.main import app
-    from pipelines.motion_masks import VERSION, map_shape
+    from pipelines.masks.motion import VERSION, map_shape
 
     cache = tmp_path / "motion.zarr"
     run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, short_side=128))
@@ -335,7 +335,7 @@ def test_adaptive_masks_are_recorded_shown_and_kept_apart_from_motion(synth_data
     from typer.testing import CliRunner
 
     from fame_cli.main import app
-    from pipelines.motion_masks import ADAPTIVE_VERSION
+    from pipelines.masks.motion import ADAPTIVE_VERSION
 
     cache = tmp_path / "adaptive.zarr"
     run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, short_side=128, masks="adaptive"))

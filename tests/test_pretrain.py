@@ -20,8 +20,8 @@ from helpers import moving_square_video, tiny_cache, write_test_video
 from pipelines.checkpoints import CheckpointError, load_checkpoint
 from pipelines.data.cache import CacheError, open_cache
 from pipelines.fame import fame_merge
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 from pipelines.moco import MoCo
-from pipelines.preprocess import PreprocessSettings, run_preprocess
 from pipelines.pretrain import TrainingDiverged, run_pretrain
 from pipelines.pretrain_data import check_cache_fits, queue_warning
 from pipelines.pretrain_settings import PretrainSettings

@@ -26,7 +26,7 @@ import pytest
 from helpers import encode_video, smooth_moving_video
 from pipelines.data.cache import open_cache, video_id_for
 from pipelines.data.video import CorruptVideoError, decode_video, read_video, resized_shape
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
 FRAMES = 20
 SHORT_SIDE = 40  # 96x128 -> 40x53: a resize at decode time by a non-integer factor, the stage's case

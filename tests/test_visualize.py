@@ -19,9 +19,9 @@ from fame_cli.main import app
 from pipelines import contact_sheet as pictures
 from pipelines.animation import write_gif, write_mp4
 from pipelines.data.cache import open_cache
-from pipelines.ground_truth import GroundTruthError, clip_ground_truth, resize_nearest
 from pipelines.html_index import write_index
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.ground_truth import GroundTruthError, clip_ground_truth, resize_nearest
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 from pipelines.visualize import (
     VisualizeSettings,
     activation_maps,

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from pipelines.data.clips import UINT8_MAX
 from pipelines.fame import blur_kernel_size, gaussian_blur, min_max_normalise
-from pipelines.window_maps import window_starts
+from pipelines.masks.window_maps import window_starts
 
 #: bumped whenever the maps this method computes change; recorded in the cache's settings
 VERSION = 1

@@ -19,7 +19,7 @@ import numpy as np
 from pipelines.data import cache as cache_format
 from pipelines.data.layouts import DatasetIndex, VideoEntry, discover_dataset
 from pipelines.data.video import TruncatedVideoError, VideoError, check_file, decode_video, read_video
-from pipelines.mask_methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
+from pipelines.masks.methods import LEGACY_METHOD, MaskParameters, compute_video_masks, get_method
 from pipelines.settings import SettingsError
 
 #: crashes of a worker process a video may be part of before it is recorded as an error
@@ -225,8 +225,9 @@ def _init_worker() -> None:
     """Per-process set-up: one torch thread (parallelism is by processes), imports done once."""
     import torch
 
-    from pipelines import fame, motion_masks  # noqa: F401  (import time is paid here, not by the first video)
+    from pipelines import fame  # noqa: F401  (import time is paid here, not by the first video)
     from pipelines.data import video
+    from pipelines.masks import motion as motion_masks
 
     torch.set_num_threads(1)
 

@@ -63,7 +63,7 @@ class MaskMethod:
 
 
 def _paper(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
-    from pipelines import window_maps
+    from pipelines.masks import window_maps
 
     return window_maps.video_soft_maps(
         frames, window=p.window, stride=p.stride, hop=p.hop, fg_fraction=p.fg_fraction,
@@ -72,19 +72,19 @@ def _paper(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[in
 
 
 def _motion(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
-    from pipelines import motion_masks
+    from pipelines.masks import motion as motion_masks
 
     return motion_masks.video_motion_maps(frames, window=p.window, stride=p.stride, hop=p.hop)
 
 
 def _adaptive(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
-    from pipelines import motion_masks
+    from pipelines.masks import motion as motion_masks
 
     return motion_masks.video_adaptive_maps(frames, window=p.window, stride=p.stride, hop=p.hop)
 
 
 def _translation_difference(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
-    from pipelines import motion_masks
+    from pipelines.masks import motion as motion_masks
 
     return motion_masks.video_translation_difference_maps(frames, window=p.window, stride=p.stride, hop=p.hop)
 
@@ -93,8 +93,9 @@ def _frame_difference(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tens
     """The paper's step 1 alone on each window, at the frames' resolution."""
     import torch
 
-    from pipelines import fame, window_maps
+    from pipelines import fame
     from pipelines.data.clips import UINT8_MAX
+    from pipelines.masks import window_maps
 
     starts = window_maps.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
     motion, _ = window_maps.window_sums(np.asarray(frames), starts, window=p.window, stride=p.stride)  # G, H, W
@@ -106,8 +107,8 @@ def _centre(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[i
     """The centred Gaussian of the ``motion`` method's prior, the same for every window."""
     import torch
 
-    from pipelines import motion_masks, window_maps
     from pipelines.data.clips import UINT8_MAX
+    from pipelines.masks import motion as motion_masks, window_maps
 
     starts = window_maps.window_starts(len(frames), window=p.window, stride=p.stride, hop=p.hop)
     prior = motion_masks.centre_prior(*motion_masks.map_shape(frames.shape[1], frames.shape[2]))
@@ -149,7 +150,7 @@ def compute_video_masks(frames, method: str, parameters: MaskParameters = MaskPa
     repeated (``window_maps.pad_to_window``, the clip sampler's rule): starts ``[0]``."""
     import torch
 
-    from pipelines import window_maps
+    from pipelines.masks import window_maps
 
     frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
     frames, _ = window_maps.pad_to_window(frames, window=parameters.window, stride=parameters.stride)
