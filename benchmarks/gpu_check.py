@@ -133,7 +133,7 @@ def make_cache(folder: Path, scale: Scale) -> tuple[Path, dict]:
 
 def pretrain_part(cache: Path, run_dir: Path, scale: Scale, device: torch.device) -> dict:
     from pipelines.data.cache import open_cache
-    from pipelines.pretrain import METRICS, PretrainSettings, run_pretrain
+    from pipelines.train.pretrain import METRICS, PretrainSettings, run_pretrain
 
     steps = scale.warmup_steps + scale.timed_steps
     steps_per_epoch = min(steps, len(open_cache(cache).video_ids) // scale.batch)
@@ -266,7 +266,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, help="where the data and runs go (default: a temporary folder)")
     args = parser.parse_args()
 
-    from pipelines.devices import resolve_device
+    from pipelines.train.devices import resolve_device
 
     device = resolve_device(args.device)
     scale_name = args.scale if args.scale != "auto" else ("full" if device.type == "cuda" else "smoke")

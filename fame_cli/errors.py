@@ -14,8 +14,8 @@ import sys
 #: that this module imports nothing heavy (``fame --help`` stays fast)
 USER_ERRORS = {
     "pipelines.data.cache": ("CacheError",),
-    "pipelines.checkpoints": ("CheckpointError",),
-    "pipelines.checkpoint_formats": ("CheckpointFormatError",),
+    "pipelines.train.checkpoints": ("CheckpointError",),
+    "pipelines.train.checkpoint_formats": ("CheckpointFormatError",),
     "pipelines.evaluate_settings": ("EvaluateError",),
     "pipelines.masks.ground_truth": ("GroundTruthError",),
     "pipelines.data.layouts.index": ("LayoutError",),

@@ -141,10 +141,10 @@ def evaluate(
 
     Example: fame evaluate --cache synth.zarr --checkpoint runs/fame --protocol swap-retrieval --ground-truth
     """
-    from pipelines.checkpoint_formats import CheckpointFormatError
-    from pipelines.checkpoints import CheckpointError
     from pipelines.data.cache import CacheError
     from pipelines.evaluate import EvaluateError, EvaluateSettings, read_config, run_evaluate
+    from pipelines.train.checkpoint_formats import CheckpointFormatError
+    from pipelines.train.checkpoints import CheckpointError
 
     progress = StageProgress()
     try:

@@ -74,7 +74,7 @@ def preprocess(
 
     Example: fame preprocess data/UCF-101 --cache ucf101.zarr --workers 8
     """
-    from pipelines.distributed import torchrun_shard
+    from pipelines.train.distributed import torchrun_shard
 
     given = given_options(ctx, PreprocessSettings)
     given.update(workers=max(1, workers), shard=parse_shard(shard) or torchrun_shard() or DEFAULTS.shard)

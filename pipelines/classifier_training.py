@@ -11,16 +11,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from pipelines import distributed
-from pipelines.augment import AugmentStrengths, ClipAugment, normalise
-from pipelines.checkpoints import latest_path, load_checkpoint, make_checkpoint
 from pipelines.data.clips import UINT8_MAX, ClipDataset
-from pipelines.devices import autocast_context, channels_last_3d_ok, pin_memory
 from pipelines.evaluate_job import Job
 from pipelines.evaluate_settings import RESUMABLE_CHANGES, EvaluateSettingsError
-from pipelines.run_logs import ScalarLog
 from pipelines.settings import changed_settings
-from pipelines.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
+from pipelines.train import distributed
+from pipelines.train.augment import AugmentStrengths, ClipAugment, normalise
+from pipelines.train.checkpoints import latest_path, load_checkpoint, make_checkpoint
+from pipelines.train.devices import autocast_context, channels_last_3d_ok, pin_memory
+from pipelines.train.run_logs import ScalarLog
+from pipelines.train.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
 
 CHECKPOINT_KIND = "evaluate"
 

@@ -28,10 +28,10 @@ from pipelines.demo_settings import DemoSettings  # noqa: F401  (re-exported)
 from pipelines.data.synth import SynthSettings, write_dataset
 from pipelines.evaluate import EvaluateSettings, run_evaluate
 from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
-from pipelines.pretrain import run_pretrain
-from pipelines.recipes import load_recipe, resolve_settings
 from pipelines.settings import SettingsError
 from pipelines.swap_retrieval import METRICS as SWAP_METRICS
+from pipelines.train.pretrain import run_pretrain
+from pipelines.train.recipes import load_recipe, resolve_settings
 from pipelines.visualize import VisualizeSettings, run_visualize
 
 #: the two pretraining variants the demo compares: name -> fame on/off

@@ -33,15 +33,15 @@ from dataclasses import asdict
 
 from torch import Tensor
 
-from pipelines import distributed
-from pipelines.devices import resolve_device
 from pipelines.evaluate_job import Log, Progress, prepare_job
 from pipelines.evaluate_outputs import json_ready, write_outputs
 from pipelines.evaluate_protocols import classifier_protocol, feature_protocol
 from pipelines.evaluate_settings import PROTOCOLS, TRAINED, EvaluateError, EvaluateSettings, read_config
-from pipelines.run_logs import ScalarLog
-from pipelines.threads import configure_threads
 from pipelines.swap_retrieval import swap_retrieval_protocol
+from pipelines.threads import configure_threads
+from pipelines.train import distributed
+from pipelines.train.devices import resolve_device
+from pipelines.train.run_logs import ScalarLog
 
 # Imported from here by others: the CLI and the demo (PROTOCOLS, EvaluateError, EvaluateSettings,
 # read_config, run_evaluate).

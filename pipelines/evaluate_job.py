@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipelines.checkpoint_formats import BackboneWeights, LoadReport, load_backbone, read_checkpoint
 from pipelines.data.cache import CacheReader, open_cache
-from pipelines.devices import channels_last_3d_ok
+from pipelines.train.checkpoint_formats import BackboneWeights, LoadReport, load_backbone, read_checkpoint
+from pipelines.train.devices import channels_last_3d_ok
 from pipelines.evaluate_settings import (
     TRAINED,
     EvaluateError,
@@ -21,7 +21,7 @@ from pipelines.evaluate_settings import (
     resolve_settings,
 )
 from pipelines.data.layouts import fold_split_name
-from pipelines.models import build_backbone
+from pipelines.train.models import build_backbone
 
 Progress = Callable[..., None]  # progress(stage, done, total, **fields)
 Log = Callable[[str], None]

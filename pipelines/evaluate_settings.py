@@ -8,11 +8,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from pipelines.bg_swap import BACKGROUNDS, BETA, SWAP_SEED
-from pipelines.checkpoint_formats import BackboneWeights
-from pipelines.checkpoints import CHECKPOINTS, LATEST, latest_path
-from pipelines.models import BACKBONES
 from pipelines.retrieval import KNN_K, KNN_TEMPERATURE
 from pipelines.settings import SettingsError
+from pipelines.train.checkpoint_formats import BackboneWeights
+from pipelines.train.checkpoints import CHECKPOINTS, LATEST, latest_path
+from pipelines.train.models import BACKBONES
 
 PROTOCOLS = ("finetune", "linear", "retrieval", "knn", "swap-retrieval")
 TRAINED = ("finetune", "linear")  # protocols that train a classifier (and write checkpoints)
@@ -116,9 +116,9 @@ class EvaluateSettings:
 
 def read_config(name_or_path: str | Path) -> dict:
     """Settings from the ``[evaluate]`` table of a recipe: a TOML file, or the name of a
-    shipped recipe (``pipelines/recipes``, whose ``[settings]`` are pretraining's). Unknown
+    shipped recipe (``pipelines/train/recipes``, whose ``[settings]`` are pretraining's). Unknown
     keys are an error: a typo must not be silently ignored."""
-    from pipelines.recipes import RecipeError, read_recipe_file
+    from pipelines.train.recipes import RecipeError, read_recipe_file
 
     try:
         path, data = read_recipe_file(name_or_path)

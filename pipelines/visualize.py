@@ -33,7 +33,6 @@ import torch.nn.functional as F
 
 from pipelines import animation, contact_sheet as pictures
 from pipelines.atomic_files import atomic_write_json, json_safe
-from pipelines.augment import normalise
 from pipelines.bg_swap import PLATE_SHARE
 from pipelines.data.cache import CacheError, open_cache, video_id_for
 from pipelines.data.clips import clip_span
@@ -45,6 +44,7 @@ from pipelines.masks.ground_truth import GroundTruthError, clip_ground_truth, sy
 from pipelines.masks.methods import MaskParameters, compute_video_masks
 from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
 from pipelines.settings import SettingsError
+from pipelines.train.augment import normalise
 from pipelines.visualize_settings import FORMATS, VisualizeSettings  # noqa: F401  (re-exported)
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")  # dropped from file names
@@ -217,8 +217,8 @@ def compared_maps(cache, video_id: str, item: dict, methods: tuple[str, ...]) ->
 def load_encoder(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
     """The backbone of a checkpoint (ours from ``fame pretrain``, an official FAME release, or
     a plain state dict; see ``checkpoint_formats``) in eval mode on ``device``, and what was loaded."""
-    from pipelines.checkpoint_formats import CheckpointFormatError, load_backbone, read_checkpoint
-    from pipelines.models import build_backbone
+    from pipelines.train.checkpoint_formats import CheckpointFormatError, load_backbone, read_checkpoint
+    from pipelines.train.models import build_backbone
 
     weights = read_checkpoint(path)
     if not weights.arch:
@@ -404,7 +404,7 @@ def run_visualize(settings: VisualizeSettings, progress: ProgressCallback | None
         raise ValueError(f"--ground-truth {truth_folder}: no such folder")
     model, checkpoint = None, None
     if settings.checkpoint:
-        from pipelines.devices import resolve_device
+        from pipelines.train.devices import resolve_device
 
         model, checkpoint = load_encoder(settings.checkpoint, resolve_device(settings.device))
 

@@ -117,8 +117,8 @@ def backbone_state_dict(checkpoint_or_state: dict) -> dict:
     """The pretrained backbone's weights with the backbone's own key names (no ``encoder_q.``
     prefix, no projection head ``fc.*``), from a checkpoint dict or a MoCo state dict;
     ``CheckpointError`` when there is no query encoder."""
-    from pipelines.checkpoint_formats import moco_backbone
-    from pipelines.checkpoints import FORMAT, CheckpointError
+    from pipelines.train.checkpoint_formats import moco_backbone
+    from pipelines.train.checkpoints import FORMAT, CheckpointError
 
     is_checkpoint = checkpoint_or_state.get("format") == FORMAT
     state = checkpoint_or_state["model"] if is_checkpoint else checkpoint_or_state

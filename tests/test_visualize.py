@@ -231,7 +231,7 @@ def test_ground_truth_formats_agree(tmp_path):
 
 
 def test_activation_maps_cover_the_clip_in_unit_range():
-    from pipelines.models import build_backbone
+    from pipelines.train.models import build_backbone
 
     maps = activation_maps(build_backbone("small").eval(), random_frames(8, 32, 40))
     assert maps.shape == (8, 32, 40) and maps.min() == 0.0 and maps.max() == pytest.approx(1.0)
@@ -293,8 +293,8 @@ def test_no_frames_cache_gives_the_same_pictures(caches, tmp_path):
 
 
 def test_cli_mp4_with_ground_truth_and_checkpoint(caches, synth_dataset, tmp_path):
-    pytest.importorskip("pipelines.checkpoint_formats")
-    from pipelines.models import build_backbone
+    pytest.importorskip("pipelines.train.checkpoint_formats")
+    from pipelines.train.models import build_backbone
 
     checkpoint = tmp_path / "pretrain.pt"
     state = {f"encoder_q.{k}": v for k, v in build_backbone("small").state_dict().items()}

@@ -6,7 +6,7 @@ per clip taken at stride 2", crops each with a random resized crop (scale 0.2-1)
 horizontal flip, the same for all frames of a clip, and at test time takes 10 uniformly
 spaced clips per video with a centre crop. The functions here do that on uint8 frames
 read from the cache, on the CPU, in DataLoader workers. Colour augmentations come after
-FAME, batched on the training device (``pipelines.augment``).
+FAME, batched on the training device (``pipelines.train.augment``).
 
 The soft foreground map of a clip (``CacheReader.soft_mask``) goes through exactly the same
 crop box and flip as its frames (``crop_resize_map``), so the mask stays aligned with the

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from pipelines.atomic_files import atomic_path
-from pipelines.checkpoints import atomic_save, epoch_path, latest_path
-from pipelines.devices import autocast_dtype
+from pipelines.train.checkpoints import atomic_save, epoch_path, latest_path
+from pipelines.train.devices import autocast_dtype
 
 #: how ``epoch_seed`` derives a process's epoch seed
 SEED_SCHEMES = ("mixed", "linear")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipelines.distributed import (
+from pipelines.train.distributed import (
     batch_shuffle,
     batch_shuffle_distributed,
     batch_unshuffle,
@@ -58,7 +58,7 @@ class MoCo(nn.Module):
     head), key encoder ``encoder_k`` (a momentum copy) and a queue of ``queue_size`` keys.
 
     The backbone's own key names stay intact under ``encoder_q.``, so a pretrained
-    backbone is ``pipelines.checkpoint_formats.moco_backbone(model.state_dict())[0]``.
+    backbone is ``pipelines.train.checkpoint_formats.moco_backbone(model.state_dict())[0]``.
     """
 
     def __init__(

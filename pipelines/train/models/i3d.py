@@ -15,7 +15,7 @@ geometry.
 import torch
 from torch import Tensor, nn
 
-from pipelines.models.base import VideoBackbone, init_weights
+from pipelines.train.models.base import VideoBackbone, init_weights
 
 FEATURE_DIM = 1024  # channels of mixed_5c
 

@@ -4,7 +4,7 @@ releases and plain torchvision-style state dicts (documented in ``docs/evaluatio
 Every file is read with ``torch.load(..., weights_only=True)``: tensors, numbers, strings
 and containers only, never arbitrary pickled objects. The weights are mapped onto our
 backbone names (torchvision's for the video ResNets, the FAME code's for I3D, see
-``pipelines.models``); the classifier ``fc`` is kept apart as the "head".
+``pipelines.train.models``); the classifier ``fc`` is kept apart as the "head".
 
 Accepted layouts (``FORMATS``):
 
@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from pipelines.checkpoints import why_unreadable
+from pipelines.train.checkpoints import why_unreadable
 
 FORMATS = ("fame-pretrain", "fame-evaluate", "official-pretrain", "official-finetune", "state-dict")
 OURS = "fame-checkpoint"  # the "format" tag of our own checkpoints
@@ -198,7 +198,7 @@ def read_checkpoint(path: str | os.PathLike) -> BackboneWeights:
 
 
 def load_backbone(model: nn.Module, weights: BackboneWeights, *, arch: str = "", head: bool = False) -> LoadReport:
-    """Copy ``weights`` into ``model`` (a backbone from ``pipelines.models``); with ``head``
+    """Copy ``weights`` into ``model`` (a backbone from ``pipelines.train.models``); with ``head``
     also its classifier, which must then be in the file with the same shape.
 
     Refuses (``CheckpointFormatError``) when no backbone key matched or any shape differs;

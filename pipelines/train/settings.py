@@ -63,7 +63,7 @@ class PretrainSettings:
     def validate(self) -> None:
         """Raise SettingsError for values no run can use."""
         from pipelines.fame import parse_beta  # torch: here, not at import (`fame --help` stays fast)
-        from pipelines.models import BACKBONES
+        from pipelines.train.models import BACKBONES
 
         problems = []
         if self.arch not in BACKBONES:

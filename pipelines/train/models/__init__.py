@@ -7,10 +7,10 @@ and a replaceable classifier ``fc`` applied by ``forward(x)``.
 
 from collections.abc import Callable
 
-from pipelines.models.base import VideoBackbone
-from pipelines.models.i3d import I3D, i3d
-from pipelines.models.resnet import VideoResNet, r2plus1d_18, r3d_18
-from pipelines.models.small import SmallVideoNet, small
+from pipelines.train.models.base import VideoBackbone
+from pipelines.train.models.i3d import I3D, i3d
+from pipelines.train.models.resnet import VideoResNet, r2plus1d_18, r3d_18
+from pipelines.train.models.small import SmallVideoNet, small
 
 BUILDERS: dict[str, Callable[..., VideoBackbone]] = {
     "r2plus1d_18": r2plus1d_18,

@@ -1,7 +1,7 @@
 """Named, versioned pretraining recipes: the paper's settings as TOML files users can run
 and override.
 
-A recipe is ``pipelines/recipes/NAME.toml`` (or any TOML file with the same shape)::
+A recipe is ``pipelines/train/recipes/NAME.toml`` (or any TOML file with the same shape)::
 
     name = "ucf101_r2plus1d_112"
     version = 1
@@ -24,8 +24,8 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
 from pipelines.fame import BETA_AUTO
-from pipelines.pretrain_settings import PretrainSettings, settings_fields
 from pipelines.settings import SettingsError
+from pipelines.train.settings import PretrainSettings, settings_fields
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 # Where the data and the run go is the user's, never a recipe's.

@@ -7,7 +7,7 @@ Keys: ``layer{1..4}.{0: conv, 1: BN}``, then ``fc``.
 
 from torch import Tensor, nn
 
-from pipelines.models.base import VideoBackbone, init_weights
+from pipelines.train.models.base import VideoBackbone, init_weights
 
 WIDTHS = (16, 32, 64, 128)  # output channels of layer1..layer4
 # Stride (T, H, W) of each stage; 16x112x112 -> 16x56x56 -> 8x28x28 -> 4x14x14 -> 2x7x7.

@@ -9,7 +9,7 @@ import contextlib
 
 import torch
 
-from pipelines.distributed import launched_by_torchrun, local_rank
+from pipelines.train.distributed import launched_by_torchrun, local_rank
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 

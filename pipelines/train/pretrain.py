@@ -36,11 +36,11 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from pipelines import distributed
 from pipelines.atomic_files import atomic_write_json, atomic_write_text
-from pipelines.augment import AugmentStrengths, ClipAugment
 from pipelines.data.cache import open_cache
-from pipelines.checkpoints import (
+from pipelines.train import distributed
+from pipelines.train.augment import AugmentStrengths, ClipAugment
+from pipelines.train.checkpoints import (
     CheckpointError,
     checkpoint_dir,
     latest_path,
@@ -48,16 +48,16 @@ from pipelines.checkpoints import (
     make_checkpoint,
 )
 from pipelines.data.clips import clip_span
-from pipelines.devices import autocast_context, channels_last_3d_ok, resolve_device
 from pipelines.fame import fame_merge
-from pipelines.moco import MoCo
-from pipelines.models import build_backbone
-from pipelines.pretrain_data import build_loader, check_cache_fits, queue_warning
-from pipelines.pretrain_settings import RESUMABLE_CHANGES, PretrainSettings
-from pipelines.run_logs import CURVES, ScalarLog, read_metrics, write_curves
 from pipelines.settings import SettingsError, changed_settings
 from pipelines.threads import configure_threads
-from pipelines.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
+from pipelines.train.devices import autocast_context, channels_last_3d_ok, resolve_device
+from pipelines.train.loader import build_loader, check_cache_fits, queue_warning
+from pipelines.train.moco import MoCo
+from pipelines.train.models import build_backbone
+from pipelines.train.run_logs import CURVES, ScalarLog, read_metrics, write_curves
+from pipelines.train.settings import RESUMABLE_CHANGES, PretrainSettings
+from pipelines.train.training import epoch_seed, grad_scaler, restore_training_state, save_epoch_checkpoint, training_state
 
 METRICS = "metrics.jsonl"
 SETTINGS = "settings.json"

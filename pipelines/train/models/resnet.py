@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from pipelines.models.base import VideoBackbone, init_weights
+from pipelines.train.models.base import VideoBackbone, init_weights
 
 WIDTHS = (64, 128, 256, 512)  # output channels of layer1..layer4
 BLOCKS_PER_LAYER = 2  # the "18" in R3D-18: 4 layers x 2 blocks x 2 convs + stem + fc

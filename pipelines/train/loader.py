@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import torch
 
-from pipelines import distributed
 from pipelines.data.cache import CacheError
 from pipelines.data.clips import ClipDataset, clip_span
-from pipelines.devices import pin_memory
-from pipelines.pretrain_settings import PretrainSettings
+from pipelines.train import distributed
+from pipelines.train.devices import pin_memory
+from pipelines.train.settings import PretrainSettings
 
 # Warn when the queue holds more than this many keys per training video: the paper's
 # Kinetics queue (65536) on a small set is mostly stale keys of the same few videos.
