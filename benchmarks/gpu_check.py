@@ -230,7 +230,7 @@ def jpeg_part(scale: Scale, device: torch.device, quality: int = 90) -> dict:
 
 
 def finetune_part(cache: Path, checkpoint: str, run_dir: Path, scale: Scale, device: torch.device) -> dict:
-    from pipelines.evaluate import EvaluateSettings, run_evaluate
+    from pipelines.evaluate.run import EvaluateSettings, run_evaluate
 
     _reset_peak(device)
     started = time.perf_counter()

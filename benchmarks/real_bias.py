@@ -38,9 +38,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.atomic_files import atomic_write_json  # noqa: E402
-from pipelines.evaluate import EvaluateSettings, run_evaluate  # noqa: E402
+from pipelines.evaluate.run import EvaluateSettings, run_evaluate  # noqa: E402
+from pipelines.evaluate.swap_retrieval import METRICS  # noqa: E402
 from pipelines.masks.preprocess import PreprocessSettings, run_preprocess  # noqa: E402
-from pipelines.swap_retrieval import METRICS  # noqa: E402
 from pipelines.train.pretrain import run_pretrain  # noqa: E402
 from pipelines.train.recipes import load_recipe, resolve_settings  # noqa: E402
 

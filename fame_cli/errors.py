@@ -16,7 +16,7 @@ USER_ERRORS = {
     "pipelines.data.cache": ("CacheError",),
     "pipelines.train.checkpoints": ("CheckpointError",),
     "pipelines.train.checkpoint_formats": ("CheckpointFormatError",),
-    "pipelines.evaluate_settings": ("EvaluateError",),
+    "pipelines.evaluate.settings": ("EvaluateError",),
     "pipelines.masks.ground_truth": ("GroundTruthError",),
     "pipelines.data.layouts.index": ("LayoutError",),
     "pipelines.settings": ("SettingsError",),

@@ -33,10 +33,10 @@ import torch.nn.functional as F
 
 from pipelines import animation, contact_sheet as pictures
 from pipelines.atomic_files import atomic_write_json, json_safe
-from pipelines.bg_swap import PLATE_SHARE
 from pipelines.data.cache import CacheError, open_cache, video_id_for
 from pipelines.data.clips import clip_span
 from pipelines.data.video import VideoError
+from pipelines.evaluate.bg_swap import PLATE_SHARE
 from pipelines.fame import foreground_fraction, merge_foreground_background, random_derangement, select_foreground
 from pipelines.html_index import write_index
 from pipelines.masks.clean_plates import camera_is_still, clean_plate

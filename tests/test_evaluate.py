@@ -17,12 +17,12 @@ import torch
 import torch.multiprocessing as mp
 
 from helpers import tiny_cache
-from pipelines.bg_swap import SwappedClipDataset, swap_partners
-from pipelines.classifier_training import lr_milestones
 from pipelines.data.cache import open_cache
 from pipelines.data.clips import ClipDataset
-from pipelines.evaluate import EvaluateError, EvaluateSettings, run_evaluate
-from pipelines.evaluate_settings import default_run_dir, read_config, resolve_settings
+from pipelines.evaluate.bg_swap import SwappedClipDataset, swap_partners
+from pipelines.evaluate.classifier_training import lr_milestones
+from pipelines.evaluate.run import EvaluateError, EvaluateSettings, run_evaluate
+from pipelines.evaluate.settings import default_run_dir, read_config, resolve_settings
 from pipelines.fame import merge_foreground_background
 from pipelines.masks.clean_plates import DILATION, dilate
 from pipelines.train import distributed

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from helpers import tiny_cache
-from pipelines.evaluate import EvaluateSettings, run_evaluate
+from pipelines.evaluate.run import EvaluateSettings, run_evaluate
 from pipelines.train import run_logs
 from pipelines.train.pretrain import run_pretrain
 from pipelines.train.run_logs import CURVES, TENSORBOARD_DIR, ScalarLog, read_metrics, write_curves

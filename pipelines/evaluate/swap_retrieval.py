@@ -4,7 +4,7 @@ the frozen-clip (motion-reliance) score beside it.
 Class-level scores need many classes and test videos to resolve background bias; this one
 asks each test video directly. The **queries** are the test videos' clips as they are. The
 **gallery** holds, for every test video i, its foreground moved onto the background of test
-video ``partners[i]`` (the seeded derangement of ``--bg-swap``, ``pipelines.bg_swap``):
+video ``partners[i]`` (the seeded derangement of ``--bg-swap``, ``pipelines.evaluate.bg_swap``):
 FAME's merge (step 6) at test time, onto a clean plate of the partner (its own subject
 removed, ``pipelines.masks.clean_plates``), so that nothing of the partner's subject is left there. So every query q has exactly two special gallery items:
 
@@ -46,11 +46,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from pipelines.bg_swap import SwappedClipDataset
-from pipelines.evaluate_job import build_model, checkpoint_summary
-from pipelines.evaluate_settings import EvaluateError
-from pipelines.inference import infer, swapped_dataset, testing_clips
-from pipelines.retrieval import prepare_features, top_k_neighbours
+from pipelines.evaluate.bg_swap import SwappedClipDataset
+from pipelines.evaluate.inference import infer, swapped_dataset, testing_clips
+from pipelines.evaluate.job import build_model, checkpoint_summary
+from pipelines.evaluate.retrieval import prepare_features, top_k_neighbours
+from pipelines.evaluate.settings import EvaluateError
 
 METRICS = ("same_foreground@1", "same_foreground@5", "same_background@1")
 NEIGHBOURS_LISTED = 10  # gallery items per query in the neighbours file
@@ -125,7 +125,7 @@ class FrozenClipDataset(Dataset):
 
 
 # ---------------------------------------------------------------------------------------------
-# The protocol (called by pipelines.evaluate)
+# The protocol (called by pipelines.evaluate.run)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -1,17 +1,17 @@
-"""The protocols' steps (``pipelines.evaluate`` runs them): ``finetune``/``linear`` train a
+"""The protocols' steps (``pipelines.evaluate.run`` runs them): ``finetune``/``linear`` train a
 classifier then test it; ``retrieval``/``knn`` score frozen features; both optionally on
-background-swapped test clips too. ``swap-retrieval`` is ``pipelines.swap_retrieval``."""
+background-swapped test clips too. ``swap-retrieval`` is ``pipelines.evaluate.swap_retrieval``."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from pipelines.classification_metrics import TOP_KS, classification_metrics, confusion_matrix, partner_share, with_gap
-from pipelines.classifier_training import train_classifier
-from pipelines.evaluate_job import Job, build_model, checkpoint_summary
-from pipelines.inference import infer, swapped_dataset, testing_clips
-from pipelines.retrieval import (
+from pipelines.evaluate.classification_metrics import TOP_KS, classification_metrics, confusion_matrix, partner_share, with_gap
+from pipelines.evaluate.classifier_training import train_classifier
+from pipelines.evaluate.inference import infer, swapped_dataset, testing_clips
+from pipelines.evaluate.job import Job, build_model, checkpoint_summary
+from pipelines.evaluate.retrieval import (
     RECALL_KS,
     knn_classify,
     prepare_features,

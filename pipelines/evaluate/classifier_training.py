@@ -12,8 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from pipelines.data.clips import UINT8_MAX, ClipDataset
-from pipelines.evaluate_job import Job
-from pipelines.evaluate_settings import RESUMABLE_CHANGES, EvaluateSettingsError
+from pipelines.evaluate.job import Job
+from pipelines.evaluate.settings import RESUMABLE_CHANGES, EvaluateSettingsError
 from pipelines.settings import changed_settings
 from pipelines.train import distributed
 from pipelines.train.augment import AugmentStrengths, ClipAugment, normalise

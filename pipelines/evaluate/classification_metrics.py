@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pipelines.retrieval import top_k_accuracy
+from pipelines.evaluate.retrieval import top_k_accuracy
 
 TOP_KS = (1, 5)
 

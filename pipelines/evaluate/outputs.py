@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from pipelines.atomic_files import atomic_write_text
-from pipelines.evaluate_job import Job
+from pipelines.evaluate.job import Job
 
 # The per-video feature sets of the test videos that --save-features may hold
 TEST_SETS = ("test", "test_bgswap", "test_swapgallery", "test_frozen")

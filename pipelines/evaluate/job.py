@@ -13,7 +13,7 @@ from torch import nn
 from pipelines.data.cache import CacheReader, open_cache
 from pipelines.train.checkpoint_formats import BackboneWeights, LoadReport, load_backbone, read_checkpoint
 from pipelines.train.devices import channels_last_3d_ok
-from pipelines.evaluate_settings import (
+from pipelines.evaluate.settings import (
     TRAINED,
     EvaluateError,
     EvaluateSettings,

@@ -11,12 +11,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from pipelines.bg_swap import SwappedClipDataset, swap_partners
 from pipelines.data.clips import UINT8_MAX, ClipDataset
-from pipelines.evaluate_job import Job
-from pipelines.evaluate_settings import EvaluateError
+from pipelines.evaluate.bg_swap import SwappedClipDataset, swap_partners
+from pipelines.evaluate.job import Job
+from pipelines.evaluate.retrieval import average_clip_features
+from pipelines.evaluate.settings import EvaluateError
 from pipelines.masks.ground_truth import check_ground_truth, synth_ground_truth
-from pipelines.retrieval import average_clip_features
 from pipelines.train import distributed
 from pipelines.train.augment import normalise
 from pipelines.train.devices import autocast_context, channels_last_3d_ok, pin_memory

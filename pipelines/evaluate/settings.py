@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from pipelines.bg_swap import BACKGROUNDS, BETA, SWAP_SEED
-from pipelines.retrieval import KNN_K, KNN_TEMPERATURE
+from pipelines.evaluate.bg_swap import BACKGROUNDS, BETA, SWAP_SEED
+from pipelines.evaluate.retrieval import KNN_K, KNN_TEMPERATURE
 from pipelines.settings import SettingsError
 from pipelines.train.checkpoint_formats import BackboneWeights
 from pipelines.train.checkpoints import CHECKPOINTS, LATEST, latest_path

@@ -7,9 +7,9 @@ score (``docs/evaluation.md`` maps each protocol to the paper's and documents th
   only the new linear classifier trains (lr 30, wd 0, steps at 60/80 of 100 epochs).
 - ``retrieval``: per-video features (``clips_per_video`` clips averaged), centred and
   L2-normalised; test videos query the train gallery; recall@1/5/10/20/50.
-- ``knn``: the weighted kNN classifier (``pipelines.retrieval``) on the same features.
+- ``knn``: the weighted kNN classifier (``pipelines.evaluate.retrieval``) on the same features.
 - ``swap-retrieval``: test clips query their own foregrounds moved onto other test videos'
-  backgrounds, beside the same clips frozen (``pipelines.swap_retrieval``).
+  backgrounds, beside the same clips frozen (``pipelines.evaluate.swap_retrieval``).
 
 Fine-tune and linear test with ``clips_per_video`` uniformly spaced, centre-cropped clips
 per video and average the clips' logits (as the FAME code's ``validate``). Under torchrun
@@ -20,10 +20,10 @@ padding and gathers the results in video order: each video is counted exactly on
 ...                                        protocol="knn"))             # doctest: +SKIP
 >>> result["metrics"]["top1"]                                            # doctest: +SKIP
 
-Where each part lives: settings ``evaluate_settings``, the job and its model
-``evaluate_job``, classifier training ``classifier_training``, the test passes
-``inference`` (collectives in ``distributed``), metrics ``classification_metrics``, the
-protocols' steps ``evaluate_protocols``, the files ``evaluate_outputs``.
+Where each part lives (in ``pipelines.evaluate``): settings ``settings``, the job and its
+model ``job``, classifier training ``classifier_training``, the test passes ``inference``
+(collectives in ``pipelines.train.distributed``), metrics ``classification_metrics``, the
+protocols' steps ``protocols``, the files ``outputs``.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from dataclasses import asdict
 
 from torch import Tensor
 
-from pipelines.evaluate_job import Log, Progress, prepare_job
-from pipelines.evaluate_outputs import json_ready, write_outputs
-from pipelines.evaluate_protocols import classifier_protocol, feature_protocol
-from pipelines.evaluate_settings import PROTOCOLS, TRAINED, EvaluateError, EvaluateSettings, read_config
-from pipelines.swap_retrieval import swap_retrieval_protocol
+from pipelines.evaluate.job import Log, Progress, prepare_job
+from pipelines.evaluate.outputs import json_ready, write_outputs
+from pipelines.evaluate.protocols import classifier_protocol, feature_protocol
+from pipelines.evaluate.settings import PROTOCOLS, TRAINED, EvaluateError, EvaluateSettings, read_config
+from pipelines.evaluate.swap_retrieval import swap_retrieval_protocol
 from pipelines.threads import configure_threads
 from pipelines.train import distributed
 from pipelines.train.devices import resolve_device
