@@ -45,7 +45,7 @@ from pipelines.masks.ground_truth import clip_ground_truth, resize_nearest
 from pipelines.masks.methods import METHODS, MaskParameters, compute_video_masks
 from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
 from pipelines.masks.window_maps import window_for_clip, window_starts
-from pipelines.visualize import resize_map
+from pipelines.visualize.run import resize_map
 
 SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 PARAMETERS = MaskParameters()

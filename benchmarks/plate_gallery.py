@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines import contact_sheet as pictures  # noqa: E402
 from pipelines.data.cache import open_cache, video_id_for  # noqa: E402
 from pipelines.evaluate.bg_swap import SwappedClipDataset  # noqa: E402
 from pipelines.masks.clean_plates import plate_hole  # noqa: E402
+from pipelines.visualize import contact_sheet as pictures  # noqa: E402
 
 OUTLINE = (40, 220, 40)  # the true foreground of the query's frame
 

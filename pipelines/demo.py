@@ -32,7 +32,7 @@ from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 from pipelines.settings import SettingsError
 from pipelines.train.pretrain import run_pretrain
 from pipelines.train.recipes import load_recipe, resolve_settings
-from pipelines.visualize import VisualizeSettings, run_visualize
+from pipelines.visualize.run import VisualizeSettings, run_visualize
 
 #: the two pretraining variants the demo compares: name -> fame on/off
 VARIANTS = {"moco": False, "fame": True}

@@ -16,13 +16,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fame_cli.main import app
-from pipelines import contact_sheet as pictures
-from pipelines.animation import write_gif, write_mp4
 from pipelines.data.cache import open_cache
-from pipelines.html_index import write_index
 from pipelines.masks.ground_truth import GroundTruthError, clip_ground_truth, resize_nearest
 from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
-from pipelines.visualize import (
+from pipelines.visualize import contact_sheet as pictures
+from pipelines.visualize.animation import write_gif, write_mp4
+from pipelines.visualize.html_index import write_index
+from pipelines.visualize.run import (
     VisualizeSettings,
     activation_maps,
     clip_indices,

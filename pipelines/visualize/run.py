@@ -31,21 +31,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines import animation, contact_sheet as pictures
 from pipelines.atomic_files import atomic_write_json, json_safe
 from pipelines.data.cache import CacheError, open_cache, video_id_for
 from pipelines.data.clips import clip_span
 from pipelines.data.video import VideoError
 from pipelines.evaluate.bg_swap import PLATE_SHARE
 from pipelines.fame import foreground_fraction, merge_foreground_background, random_derangement, select_foreground
-from pipelines.html_index import write_index
 from pipelines.masks.clean_plates import camera_is_still, clean_plate
 from pipelines.masks.ground_truth import GroundTruthError, clip_ground_truth, synth_ground_truth
 from pipelines.masks.methods import MaskParameters, compute_video_masks
 from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
 from pipelines.settings import SettingsError
 from pipelines.train.augment import normalise
-from pipelines.visualize_settings import FORMATS, VisualizeSettings  # noqa: F401  (re-exported)
+from pipelines.visualize import animation, contact_sheet as pictures
+from pipelines.visualize.html_index import write_index
+from pipelines.visualize.settings import FORMATS, VisualizeSettings  # noqa: F401  (re-exported)
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")  # dropped from file names
 #: the paper's input normalisation (Kinetics RGB mean and std), applied before the encoder;

@@ -1,5 +1,5 @@
 """What ``fame visualize-masks`` is asked (``VisualizeSettings``); imports nothing heavy, so that
-the command's ``--help`` does not load torch (``pipelines.visualize`` re-exports it)."""
+the command's ``--help`` does not load torch (``pipelines.visualize.run`` re-exports it)."""
 
 from __future__ import annotations
 
