@@ -1,4 +1,4 @@
-"""pipelines.motion_masks: the camera-compensated ``motion`` maps, step by step, and as a whole on
+"""pipelines.masks.motion: the camera-compensated ``motion`` maps, step by step, and as a whole on
 videos whose camera motion and foreground are known."""
 
 import numpy as np

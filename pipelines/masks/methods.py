@@ -1,13 +1,13 @@
 """The named ways ``fame preprocess --masks`` computes a video's soft foreground maps.
 
 Every method maps a whole video (uint8 T, H, W, 3) to one soft map per temporal window
-(uint8 G, h, w, the windows of ``pipelines.window_maps.window_starts``), so the cache, the
+(uint8 G, h, w, the windows of ``pipelines.masks.window_maps.window_starts``), so the cache, the
 readers and pretraining treat them alike. A map may be smaller than the frames: readers
-rescale it with the frames' crop (``pipelines.clips.crop_resize_map``).
+rescale it with the frames' crop (``pipelines.data.clips.crop_resize_map``).
 
-- ``motion`` (the default): camera-compensated motion (``pipelines.motion_masks``), the
+- ``motion`` (the default): camera-compensated motion (``pipelines.masks.motion``), the
   method that measured best on real footage (``docs/method.md``).
-- ``paper``: the paper's steps 1-4 (``pipelines.window_maps.video_soft_maps``), bit for bit as this
+- ``paper``: the paper's steps 1-4 (``pipelines.masks.window_maps.video_soft_maps``), bit for bit as this
   project computed them before the methods had names; caches made then are ``paper`` caches.
 - ``adaptive``: ``motion`` adapted to the footage (``motion_masks.video_adaptive_maps``): per
   window, compensated or still-camera evidence, whichever is more concentrated, and a centre
@@ -32,7 +32,7 @@ import numpy as np
 # `fame preprocess` check names against this registry, and `fame --help` must not load torch.
 
 DEFAULT_METHOD = "motion"
-#: ``pipelines.motion_masks.VERSION`` and ``ADAPTIVE_VERSION`` (a test keeps them equal): bump
+#: ``pipelines.masks.motion.VERSION`` and ``ADAPTIVE_VERSION`` (a test keeps them equal): bump
 #: both when the maps change
 MOTION_VERSION = 1
 ADAPTIVE_VERSION = 1

@@ -451,7 +451,7 @@ def video_motion_maps(
 ) -> tuple[torch.Tensor, list[int]]:
     """Steps 1-6 for every window of a whole video (uint8 T, H, W, 3 array or tensor), on the CPU.
 
-    Windows are those of ``pipelines.window_maps.window_starts``, as for the paper's method. Inside a
+    Windows are those of ``pipelines.masks.window_maps.window_starts``, as for the paper's method. Inside a
     window, frames ``pair_gap`` apart are paired (default: two strides, every other frame of the
     window, which halves the cost of one stride and lets slow movers move further; at most the
     window's span); each distinct pair is aligned once, however many windows share it. The maps

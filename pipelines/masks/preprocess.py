@@ -44,7 +44,7 @@ class PreprocessSettings:
     window: int = 16  # frames per mask window (the paper's clip length)
     stride: int = 2  # temporal stride inside a mask window (the paper's sampling stride)
     hop: int = 16  # frames between the starts of consecutive mask windows (half a window's 31-frame span)
-    masks: str = "motion"  # mask method (pipelines.mask_methods): motion (camera-compensated, the default) | paper | frame-difference | centre
+    masks: str = "motion"  # mask method (pipelines.masks.methods): motion (camera-compensated, the default) | paper | frame-difference | centre
     fg_fraction: float = 0.5  # --masks paper, step 2: share of pixels taken as foreground seeds
     bg_fraction: float = 0.1  # --masks paper, step 2: share of pixels taken as background seeds
     colour_bins: int = 10  # --masks paper, step 3: bins per colour axis
