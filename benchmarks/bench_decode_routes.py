@@ -35,14 +35,14 @@ import numpy as np
 
 
 def decord_frames(path: str, short_side: int | None) -> np.ndarray:
-    from pipelines.video import read_video
+    from pipelines.data.video import read_video
 
     return read_video(path, short_side=short_side)[0]
 
 
 def decord_once(path: str, size: tuple[int, int]) -> np.ndarray:
     """decord opened once at a known size (``read_video`` opens a file twice to learn its size first)."""
-    from pipelines.video import _as_rgb, _import_decord
+    from pipelines.data.video import _as_rgb, _import_decord
 
     reader = _import_decord().VideoReader(path, width=size[1], height=size[0], num_threads=1)
     return _as_rgb(reader.get_batch(list(range(len(reader)))).asnumpy())
@@ -107,7 +107,7 @@ def main() -> None:
     import av
     import torch
 
-    from pipelines.video import decode_video, probe_video, resized_shape
+    from pipelines.data.video import decode_video, probe_video, resized_shape
 
     torch.set_num_threads(1)
     files = [str(f) for f in args.files]

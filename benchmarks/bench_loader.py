@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from pipelines.cache import open_cache
-from pipelines.clips import ClipDataset, crop_resize_clip, random_resized_crop_box, sample_clip_indices
+from pipelines.data.cache import open_cache
+from pipelines.data.clips import ClipDataset, crop_resize_clip, random_resized_crop_box, sample_clip_indices
+from pipelines.data.video import read_clip
 from pipelines.fame import fame_augment, fame_merge
-from pipelines.video import read_clip
 
 
 class OnTheFlyPairs(Dataset):
@@ -98,8 +98,8 @@ def make_demo_cache(folder: Path, videos_per_class: int, *, height: int = 240, w
                     workers: int = 2) -> Path:
     """A synthetic dataset shaped like UCF101 (MPEG-4 AVI, 320x240, ~6 s at 25 fps) and its
     cache at the default short side 128."""
-    from pipelines.preprocess import PreprocessSettings, run_preprocess
-    from pipelines.synth import SynthSettings, write_dataset
+    from pipelines.data.synth import SynthSettings, write_dataset
+    from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
     write_dataset(SynthSettings(out_dir=str(folder / "synth"), classes=5, videos_per_class=videos_per_class,
                                 height=height, width=width, frames=frames))

@@ -2,7 +2,7 @@
 
 For random training crops of `fame synth` videos (which have ground-truth foreground), it
 compares what pretraining uses, the cached full-frame soft map of the nearest window
-cropped and resized with the clip (``pipelines.clips.crop_resize_map``), with the paper's
+cropped and resized with the clip (``pipelines.data.clips.crop_resize_map``), with the paper's
 online map, steps 1-4 computed on the cropped clip itself (``pipelines.fame``). Both are
 binarised to the top ``beta`` of the crop (step 5). Reported: the IoU of the two binary
 masks, and for each the ROC-AUC of the soft map and the share of the true foreground of
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.cache import open_cache
-from pipelines.clips import crop_resize_clip, crop_resize_map, random_resized_crop_box, sample_clip_indices
+from pipelines.data.cache import open_cache
+from pipelines.data.clips import crop_resize_clip, crop_resize_map, random_resized_crop_box, sample_clip_indices
+from pipelines.data.synth import SynthSettings, load_ground_truth, write_dataset
 from pipelines.fame import select_foreground, soft_foreground_map
-from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc
-from pipelines.preprocess import PreprocessSettings, run_preprocess
-from pipelines.synth import SynthSettings, load_ground_truth, write_dataset
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
 
 
 def main() -> None:

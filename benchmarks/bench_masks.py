@@ -2,7 +2,7 @@
 
 For every video of each set it decodes the frames as ``fame preprocess`` does (short side
 128), computes the soft maps of every mask window with each method of ``--masks``
-(``pipelines.mask_methods``; ``paper`` is the paper's map, ``frame-difference`` and
+(``pipelines.masks.methods``; ``paper`` is the paper's map, ``frame-difference`` and
 ``centre`` the simple baselines), and scores each window's map against the union of the
 true foreground over the window's frames (the clip's mask is one map for all its frames):
 
@@ -23,7 +23,7 @@ Run:
       --ground-truth ../shared/data/davis-train/ground_truth [--synthetic 20] [--frames 64] [--per-video]
   python benchmarks/bench_masks.py --synthetic 20            # synthetic ground truth only
 
-Real footage needs a ground-truth folder in the format of ``pipelines/ground_truth.py``
+Real footage needs a ground-truth folder in the format of ``pipelines/masks/ground_truth.py``
 (mirroring the videos' paths). Prints Markdown tables.
 """
 
@@ -37,15 +37,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.clips import clip_span
+from pipelines.data.clips import clip_span
+from pipelines.data.synth import SynthSettings, load_ground_truth, write_dataset
+from pipelines.data.video import read_video
 from pipelines.fame import fitted_foreground_fraction, select_foreground
-from pipelines.ground_truth import clip_ground_truth, resize_nearest
-from pipelines.mask_methods import METHODS, MaskParameters, compute_video_masks
-from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc
-from pipelines.synth import SynthSettings, load_ground_truth, write_dataset
-from pipelines.video import read_video
-from pipelines.visualize import resize_map
-from pipelines.window_maps import window_for_clip, window_starts
+from pipelines.masks.ground_truth import clip_ground_truth, resize_nearest
+from pipelines.masks.methods import METHODS, MaskParameters, compute_video_masks
+from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
+from pipelines.masks.window_maps import window_for_clip, window_starts
+from pipelines.visualize.run import resize_map
 
 SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 PARAMETERS = MaskParameters()
@@ -164,7 +164,7 @@ def print_tables(label: str, scores: dict, seconds: dict, decode: dict, per_vide
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, help="folder of real videos (any layout) with ground truth")
-    parser.add_argument("--ground-truth", type=Path, help="their ground-truth folder (pipelines/ground_truth.py)")
+    parser.add_argument("--ground-truth", type=Path, help="their ground-truth folder (pipelines/masks/ground_truth.py)")
     parser.add_argument("--synthetic", type=int, default=20, help="fame synth videos to score (0: none)")
     parser.add_argument("--masks", default=",".join(METHODS), help="methods, comma-separated")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic videos")

@@ -28,9 +28,10 @@ def main() -> None:
     parser.add_argument("--short-side", type=int, default=128)
     args = parser.parse_args()
 
-    from pipelines import fame, window_maps
-    from pipelines.synth import SynthSettings, write_dataset
-    from pipelines.video import read_video
+    from pipelines import fame
+    from pipelines.data.synth import SynthSettings, write_dataset
+    from pipelines.data.video import read_video
+    from pipelines.masks import window_maps
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,7 +40,7 @@ def _init_decode_worker() -> None:
 
 
 def _decode_only(path: str, short_side: int) -> int:
-    from pipelines.video import read_video
+    from pipelines.data.video import read_video
 
     frames, _ = read_video(path, short_side=short_side)
     return len(frames)
@@ -80,7 +80,7 @@ def decode_all(paths: list[str], short_side: int, workers: int) -> tuple[float, 
 
 def preprocess_all(source: Path, cache: Path, short_side: int, workers: int,
                    **options) -> tuple[float, int, list[tuple[float, int]]]:
-    from pipelines.preprocess import PreprocessSettings, run_preprocess
+    from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
     shutil.rmtree(cache, ignore_errors=True)
     settings = PreprocessSettings(source=str(source), cache=str(cache), short_side=short_side, workers=workers,
@@ -101,9 +101,9 @@ def stage_breakdown(paths: list[str], short_side: int) -> dict[str, float]:
     """Seconds per video of each part of the stage, in this process (1 thread)."""
     import torch
 
-    from pipelines import cache as cache_format
-    from pipelines.preprocess import PreprocessSettings, compute_soft_masks
-    from pipelines.video import decode_video, read_video
+    from pipelines.data import cache as cache_format
+    from pipelines.data.video import decode_video, read_video
+    from pipelines.masks.preprocess import PreprocessSettings, compute_soft_masks
 
     torch.set_num_threads(1)
     settings = PreprocessSettings(source="", cache="", short_side=short_side)
@@ -137,9 +137,9 @@ def folder_bytes(path: Path) -> int:
 
 def clip_reads(caches: list[Path], source: Path, clips: int, clip_len: int, stride: int, seed: int):
     """Seconds for the same `clips` random clips (frames + soft mask) from each cache, then from the source."""
-    from pipelines.cache import open_cache
-    from pipelines.clips import clip_span
-    from pipelines.video import read_clip
+    from pipelines.data.cache import open_cache
+    from pipelines.data.clips import clip_span
+    from pipelines.data.video import read_clip
 
     readers = [open_cache(path) for path in caches]
     reader = readers[0]
@@ -176,9 +176,9 @@ def clip_reads(caches: list[Path], source: Path, clips: int, clip_len: int, stri
 def codec_table(cache_path: Path, videos: int = 4) -> list[tuple[str, float, float, float, float]]:
     """(codec, KB/frame, write MB/s, 16x2 clip reads/s, PSNR dB) for frame codecs, through the
     cache's own writer and reader, on the same frames."""
-    from pipelines.cache import open_cache
-    from pipelines.shard_reader import ShardedArrayReader
-    from pipelines.shard_writer import write_sharded_array
+    from pipelines.data.cache import open_cache
+    from pipelines.data.shard_reader import ShardedArrayReader
+    from pipelines.data.shard_writer import write_sharded_array
 
     reader = open_cache(cache_path)
     samples = [reader.frames(v, range(reader.info(v)["num_frames"])) for v in reader.video_ids[:videos]]
@@ -240,8 +240,8 @@ def main() -> None:
                         help="benchmark these videos (a dataset root in any layout fame reads) instead of synthetic ones")
     args = parser.parse_args()
 
-    from pipelines.layouts import discover_dataset
-    from pipelines.synth import SynthSettings, write_dataset
+    from pipelines.data.layouts import discover_dataset
+    from pipelines.data.synth import SynthSettings, write_dataset
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fame-bench-"))
     if args.source is None:

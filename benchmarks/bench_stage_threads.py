@@ -32,8 +32,8 @@ from pathlib import Path
 def _work(paths: list[str], cache: str, pipelined: bool, decoder: str) -> int:
     import torch
 
-    from pipelines import cache as cache_format
-    from pipelines.preprocess import DECODERS, PreprocessSettings, compute_soft_masks
+    from pipelines.data import cache as cache_format
+    from pipelines.masks.preprocess import DECODERS, PreprocessSettings, compute_soft_masks
 
     torch.set_num_threads(1)
     settings = PreprocessSettings(source="", cache=cache)
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--decoder", default="pyav", help="the stage's --decoder: pyav | decord")
     args = parser.parse_args()
 
-    from pipelines.layouts import discover_dataset
+    from pipelines.data.layouts import discover_dataset
 
     index = discover_dataset(args.source, "auto")
     paths = [str(index.root / entry.path) for entry in index.entries]

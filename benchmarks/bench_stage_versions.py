@@ -25,9 +25,10 @@ import tempfile
 from pathlib import Path
 
 CHILD = r"""
-import json, sys, time
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+import importlib, json, sys, time
 source, cache, workers, short_side, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+stage = importlib.import_module(sys.argv[6])
+PreprocessSettings, run_preprocess = stage.PreprocessSettings, stage.run_preprocess
 completions = []
 def on_video(result, finished, total):
     if result is not None:
@@ -51,16 +52,28 @@ def steady_rate(completions: list, skip: int) -> float:
 def run_side(checkout: Path, source: Path, cache: Path, workers: int, short_side: int, layout: str) -> dict:
     shutil.rmtree(cache, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(checkout.resolve())}
-    command = [sys.executable, "-c", CHILD, str(source), str(cache), str(workers), str(short_side), layout]
+    command = [sys.executable, "-c", CHILD, str(source), str(cache), str(workers), str(short_side), layout,
+               stage_module(checkout)]
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def stage_module(checkout: Path) -> str:
+    """Where a checkout keeps ``run_preprocess``: ``pipelines.masks.preprocess``, or
+    ``pipelines.preprocess`` in a checkout from before pipelines/ was laid out by stage (issue 21)."""
+    staged = (checkout / "pipelines" / "masks" / "preprocess.py").is_file()
+    return "pipelines.masks.preprocess" if staged else "pipelines.preprocess"
+
+
 def load_video_module(checkout: Path, name: str):
-    """A checkout's ``pipelines/video.py`` as a module of its own (it imports nothing of fame)."""
+    """A checkout's ``pipelines/data/video.py`` (``pipelines/video.py`` before issue 21) as a module
+    of its own (it imports nothing of fame)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, checkout / "pipelines" / "video.py")
+    path = checkout / "pipelines" / "data" / "video.py"
+    if not path.is_file():
+        path = checkout / "pipelines" / "video.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -73,7 +86,7 @@ def decode_ab(sides: dict[str, Path], source: Path, layout: str, short_side: int
     import statistics
     import time
 
-    from pipelines.layouts import discover_dataset
+    from pipelines.data.layouts import discover_dataset
 
     index = discover_dataset(source, layout)
     by_size: dict[int, Path] = {}

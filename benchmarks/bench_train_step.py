@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from pipelines.cache import open_cache
-from pipelines.devices import resolve_device
-from pipelines.pretrain import METRICS, PretrainSettings, run_pretrain
+from pipelines.data.cache import open_cache
+from pipelines.train.devices import resolve_device
+from pipelines.train.pretrain import METRICS, PretrainSettings, run_pretrain
 
 DEFAULT_ARCHS = ["small:16", "r2plus1d_18:2"]  # backbone:batch
 

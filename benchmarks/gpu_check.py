@@ -113,8 +113,8 @@ def _reset_peak(device: torch.device) -> None:
 
 
 def make_cache(folder: Path, scale: Scale) -> tuple[Path, dict]:
-    from pipelines.preprocess import PreprocessSettings, run_preprocess
-    from pipelines.synth import SynthSettings, write_dataset
+    from pipelines.data.synth import SynthSettings, write_dataset
+    from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
     started = time.perf_counter()
     write_dataset(SynthSettings(out_dir=str(folder / "synth"), classes=scale.classes,
@@ -132,8 +132,8 @@ def make_cache(folder: Path, scale: Scale) -> tuple[Path, dict]:
 
 
 def pretrain_part(cache: Path, run_dir: Path, scale: Scale, device: torch.device) -> dict:
-    from pipelines.cache import open_cache
-    from pipelines.pretrain import METRICS, PretrainSettings, run_pretrain
+    from pipelines.data.cache import open_cache
+    from pipelines.train.pretrain import METRICS, PretrainSettings, run_pretrain
 
     steps = scale.warmup_steps + scale.timed_steps
     steps_per_epoch = min(steps, len(open_cache(cache).video_ids) // scale.batch)
@@ -165,7 +165,7 @@ def pretrain_part(cache: Path, run_dir: Path, scale: Scale, device: torch.device
 
 def mask_part(scale: Scale, device: torch.device) -> dict:
     from pipelines.fame import soft_foreground_map
-    from pipelines.window_maps import video_soft_maps, window_starts
+    from pipelines.masks.window_maps import video_soft_maps, window_starts
 
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (scale.mask_frames, scale.mask_height, scale.mask_width, 3), dtype=np.uint8)
@@ -202,7 +202,7 @@ def mask_part(scale: Scale, device: torch.device) -> dict:
 
 
 def jpeg_part(scale: Scale, device: torch.device, quality: int = 90) -> dict:
-    from pipelines.jpeg_frames import encode_frames
+    from pipelines.data.jpeg_frames import encode_frames
 
     rng = np.random.default_rng(1)
     # smooth content, closer to video than noise: a gradient plus mild noise
@@ -230,7 +230,7 @@ def jpeg_part(scale: Scale, device: torch.device, quality: int = 90) -> dict:
 
 
 def finetune_part(cache: Path, checkpoint: str, run_dir: Path, scale: Scale, device: torch.device) -> dict:
-    from pipelines.evaluate import EvaluateSettings, run_evaluate
+    from pipelines.evaluate.run import EvaluateSettings, run_evaluate
 
     _reset_peak(device)
     started = time.perf_counter()
@@ -266,7 +266,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, help="where the data and runs go (default: a temporary folder)")
     args = parser.parse_args()
 
-    from pipelines.devices import resolve_device
+    from pipelines.train.devices import resolve_device
 
     device = resolve_device(args.device)
     scale_name = args.scale if args.scale != "auto" else ("full" if device.type == "cuda" else "smoke")

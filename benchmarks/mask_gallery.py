@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipelines import contact_sheet as pictures
-from pipelines.clips import clip_span
+from pipelines.data.clips import clip_span
+from pipelines.data.video import read_video
 from pipelines.fame import select_foreground
-from pipelines.ground_truth import clip_ground_truth
-from pipelines.mask_methods import MaskParameters, compute_video_masks
-from pipelines.mask_quality import foreground_kept, roc_auc
-from pipelines.video import read_video
-from pipelines.visualize import resize_map
-from pipelines.window_maps import window_starts
+from pipelines.masks.ground_truth import clip_ground_truth
+from pipelines.masks.methods import MaskParameters, compute_video_masks
+from pipelines.masks.quality import foreground_kept, roc_auc
+from pipelines.masks.window_maps import window_starts
+from pipelines.visualize import contact_sheet as pictures
+from pipelines.visualize.run import resize_map
 
 SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v")
 

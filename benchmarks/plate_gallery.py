@@ -1,5 +1,5 @@
 """A picture of the swap gallery on real footage: for each named video, a test clip as the
-query sees it, its clean plate (the clip without its own subject, ``pipelines.clean_plates``)
+query sees it, its clean plate (the clip without its own subject, ``pipelines.masks.clean_plates``)
 and the gallery item made on that plate (another video's true foreground pasted onto it),
 exactly as ``fame evaluate --protocol swap-retrieval --ground-truth`` builds them.
 
@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines import contact_sheet as pictures  # noqa: E402
-from pipelines.bg_swap import SwappedClipDataset  # noqa: E402
-from pipelines.cache import open_cache, video_id_for  # noqa: E402
-from pipelines.clean_plates import plate_hole  # noqa: E402
+from pipelines.data.cache import open_cache, video_id_for  # noqa: E402
+from pipelines.evaluate.bg_swap import SwappedClipDataset  # noqa: E402
+from pipelines.masks.clean_plates import plate_hole  # noqa: E402
+from pipelines.visualize import contact_sheet as pictures  # noqa: E402
 
 OUTLINE = (40, 220, 40)  # the true foreground of the query's frame
 

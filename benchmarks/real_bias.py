@@ -1,7 +1,7 @@
 """FAME's effect on your own real videos: MoCo vs MoCo + FAME, background bias measured.
 
 For a folder of real videos with per-frame foreground truth (the format of
-``pipelines/ground_truth.py``: ``<class>/<name>.npz`` or a PNG folder per video), this
+``pipelines/masks/ground_truth.py``: ``<class>/<name>.npz`` or a PNG folder per video), this
 
 1. caches them with the default ``fame preprocess`` (folder layout: one class a sub-folder;
    several SOURCE folders are joined, each with its own ``--ground-truth-dir``);
@@ -38,11 +38,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.atomic_files import atomic_write_json  # noqa: E402
-from pipelines.evaluate import EvaluateSettings, run_evaluate  # noqa: E402
-from pipelines.preprocess import PreprocessSettings, run_preprocess  # noqa: E402
-from pipelines.pretrain import run_pretrain  # noqa: E402
-from pipelines.recipes import load_recipe, resolve_settings  # noqa: E402
-from pipelines.swap_retrieval import METRICS  # noqa: E402
+from pipelines.evaluate.run import EvaluateSettings, run_evaluate  # noqa: E402
+from pipelines.evaluate.swap_retrieval import METRICS  # noqa: E402
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess  # noqa: E402
+from pipelines.train.pretrain import run_pretrain  # noqa: E402
+from pipelines.train.recipes import load_recipe, resolve_settings  # noqa: E402
 
 VARIANTS = {"moco": False, "fame": True}
 RECIPE = "real_small"

@@ -13,14 +13,14 @@ import sys
 #: the project's error types for bad input, by module; looked up only once one was raised, so
 #: that this module imports nothing heavy (``fame --help`` stays fast)
 USER_ERRORS = {
-    "pipelines.cache": ("CacheError",),
-    "pipelines.checkpoints": ("CheckpointError",),
-    "pipelines.checkpoint_formats": ("CheckpointFormatError",),
-    "pipelines.evaluate_settings": ("EvaluateError",),
-    "pipelines.ground_truth": ("GroundTruthError",),
-    "pipelines.layouts.index": ("LayoutError",),
+    "pipelines.data.cache": ("CacheError",),
+    "pipelines.train.checkpoints": ("CheckpointError",),
+    "pipelines.train.checkpoint_formats": ("CheckpointFormatError",),
+    "pipelines.evaluate.settings": ("EvaluateError",),
+    "pipelines.masks.ground_truth": ("GroundTruthError",),
+    "pipelines.data.layouts.index": ("LayoutError",),
     "pipelines.settings": ("SettingsError",),
-    "pipelines.video": ("VideoError",),
+    "pipelines.data.video": ("VideoError",),
 }
 #: operating-system errors about a path, that the user can fix: what to do about each
 SYSTEM_ERRNOS = {

@@ -13,7 +13,7 @@ from rich.table import Table
 from .console import console, fail, out, progress_bar
 from .options import given_options
 
-#: ``pipelines.evaluate_settings.PROTOCOLS`` (a test keeps them equal), written out so that
+#: ``pipelines.evaluate.settings.PROTOCOLS`` (a test keeps them equal), written out so that
 #: ``--help`` does not load torch
 PROTOCOLS = ("finetune", "linear", "retrieval", "knn", "swap-retrieval")
 
@@ -141,10 +141,10 @@ def evaluate(
 
     Example: fame evaluate --cache synth.zarr --checkpoint runs/fame --protocol swap-retrieval --ground-truth
     """
-    from pipelines.cache import CacheError
-    from pipelines.checkpoint_formats import CheckpointFormatError
-    from pipelines.checkpoints import CheckpointError
-    from pipelines.evaluate import EvaluateError, EvaluateSettings, read_config, run_evaluate
+    from pipelines.data.cache import CacheError
+    from pipelines.evaluate.run import EvaluateError, EvaluateSettings, read_config, run_evaluate
+    from pipelines.train.checkpoint_formats import CheckpointFormatError
+    from pipelines.train.checkpoints import CheckpointError
 
     progress = StageProgress()
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cache import CacheError, open_cache
+from pipelines.data.cache import CacheError, open_cache
 
 from .console import fail, out
 

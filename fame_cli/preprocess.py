@@ -9,9 +9,9 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cache import CacheError
-from pipelines.layouts import LayoutError
-from pipelines.preprocess import PreprocessSettings, run_preprocess  # light: torch loads in process_video
+from pipelines.data.cache import CacheError
+from pipelines.data.layouts import LayoutError
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess  # light: torch loads in process_video
 from pipelines.settings import SettingsError
 
 from .console import console, fail, progress_bar
@@ -75,7 +75,7 @@ def preprocess(
 
     Example: fame preprocess data/UCF-101 --cache ucf101.zarr --workers 8
     """
-    from pipelines.distributed import torchrun_shard
+    from pipelines.train.distributed import torchrun_shard
 
     given = given_options(ctx, PreprocessSettings)
     given.update(workers=max(1, workers), shard=parse_shard(shard) or torchrun_shard() or DEFAULTS.shard)

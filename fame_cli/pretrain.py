@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.pretrain_settings import PretrainSettings  # light: torch loads when the command runs
+from pipelines.train.settings import PretrainSettings  # light: torch loads when the command runs
 
 from .console import console, fail, progress_bar
 from .options import defaults, given_options
@@ -72,14 +72,14 @@ def pretrain(
     Many processes: torchrun --nproc-per-node 8 -m fame_cli pretrain --cache k400.zarr
     --run-dir runs/k400 --config k400_i3d_224
     """
-    from pipelines.cache import CacheError
-    from pipelines.checkpoints import CheckpointError
-    from pipelines.distributed import launch_rank
+    from pipelines.data.cache import CacheError
+    from pipelines.data.video import VideoError
     from pipelines.fame import parse_beta
-    from pipelines.pretrain import TrainingDiverged, run_pretrain
-    from pipelines.recipes import load_recipe, resolve_settings
     from pipelines.settings import SettingsError
-    from pipelines.video import VideoError
+    from pipelines.train.checkpoints import CheckpointError
+    from pipelines.train.distributed import launch_rank
+    from pipelines.train.pretrain import TrainingDiverged, run_pretrain
+    from pipelines.train.recipes import load_recipe, resolve_settings
 
     main = launch_rank() == 0  # only rank 0 prints
     given = given_options(ctx, PretrainSettings)

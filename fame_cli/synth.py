@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from pipelines.data.synth import SynthSettings, write_dataset
 from pipelines.settings import SettingsError
-from pipelines.synth import SynthSettings, write_dataset
 
 from .console import console, fail, progress_bar
 from .options import defaults, given_options

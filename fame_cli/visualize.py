@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.visualize_settings import FORMATS, VisualizeSettings  # light: torch loads when the command runs
+from pipelines.visualize.settings import FORMATS, VisualizeSettings  # light: torch loads when the command runs
 
 from .console import console, fail, progress_bar
 from .options import GIVEN, defaults, given_options
@@ -54,10 +54,10 @@ def visualize_masks(
 
     Example: fame visualize-masks --cache ucf101.zarr --output masks --sample 16
     """
-    from pipelines.cache import CacheError
+    from pipelines.data.cache import CacheError
+    from pipelines.data.video import VideoError
     from pipelines.fame import parse_beta
-    from pipelines.video import VideoError
-    from pipelines.visualize import run_visualize
+    from pipelines.visualize.run import run_visualize
 
     given = given_options(ctx, VisualizeSettings)
     for name in ("videos", "compare"):  # repeated options, each maybe a comma-separated list

@@ -4,7 +4,7 @@ On data that ``fame synth`` generates (class = motion, every background unique t
 video), run the whole toolkit: preprocess, pretrain the ``small`` backbone with the same
 budget and seeds as MoCo + FAME and as plain MoCo (``fame=False``), evaluate both, draw the
 masks, and compare. The headline is the instance-level background-bias score
-(``swap-retrieval``, ``pipelines.swap_retrieval``): does a test clip's nearest neighbour
+(``swap-retrieval``, ``pipelines.evaluate.swap_retrieval``): does a test clip's nearest neighbour
 carry its own foreground, or only its background? It is measured for ``repeats``
 pretraining seeds per variant, so the table shows a mean and a spread, beside the chance
 levels. The first seed's models also get the class-level protocols (linear probe and
@@ -25,14 +25,14 @@ import numpy as np
 
 from pipelines.atomic_files import atomic_write_json, atomic_write_text
 from pipelines.demo_settings import DemoSettings  # noqa: F401  (re-exported)
-from pipelines.evaluate import EvaluateSettings, run_evaluate
-from pipelines.preprocess import PreprocessSettings, run_preprocess
-from pipelines.recipes import load_recipe, resolve_settings
+from pipelines.data.synth import SynthSettings, write_dataset
+from pipelines.evaluate.run import EvaluateSettings, run_evaluate
+from pipelines.evaluate.swap_retrieval import METRICS as SWAP_METRICS
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 from pipelines.settings import SettingsError
-from pipelines.pretrain import run_pretrain
-from pipelines.swap_retrieval import METRICS as SWAP_METRICS
-from pipelines.synth import SynthSettings, write_dataset
-from pipelines.visualize import VisualizeSettings, run_visualize
+from pipelines.train.pretrain import run_pretrain
+from pipelines.train.recipes import load_recipe, resolve_settings
+from pipelines.visualize.run import VisualizeSettings, run_visualize
 
 #: the two pretraining variants the demo compares: name -> fame on/off
 VARIANTS = {"moco": False, "fame": True}

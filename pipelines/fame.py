@@ -14,7 +14,7 @@ The augmentation, as the paper's code runs it on every batch of query clips:
 Step 4 is ``colour_histograms`` (of the seeds' colour ids) then ``likelihood_from_histograms``.
 ``soft_foreground_map`` is steps 1-4, ``fame_merge`` steps 5-6 and ``fame_augment`` steps 1-6.
 Preprocessing computes steps 1-4 offline, once per temporal window of a whole video
-(``pipelines.window_maps``); see ``docs/method.md``.
+(``pipelines.masks.window_maps``); see ``docs/method.md``.
 
 Every function is pure (inputs are never modified) and takes its device from its input.
 """

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 # count (inherited by the commands they start) to what torch takes by default, one per core.
 os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 
-from pipelines.synth import SynthSettings, write_dataset  # noqa: E402
+from pipelines.data.synth import SynthSettings, write_dataset  # noqa: E402
 
 SMALL_SYNTH = dict(classes=3, videos_per_class=4, frames=40, height=48, width=64, seed=3)
 

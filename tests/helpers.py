@@ -84,7 +84,7 @@ def open_cache_for_writing_at(path: str, start_at: float) -> str:
     Run in several processes at once to race their creation of one store."""
     import time
 
-    from pipelines.cache import open_for_writing
+    from pipelines.data.cache import open_for_writing
 
     while time.time() < start_at:
         pass
@@ -117,8 +117,8 @@ def backbone_state_dict(checkpoint_or_state: dict) -> dict:
     """The pretrained backbone's weights with the backbone's own key names (no ``encoder_q.``
     prefix, no projection head ``fc.*``), from a checkpoint dict or a MoCo state dict;
     ``CheckpointError`` when there is no query encoder."""
-    from pipelines.checkpoint_formats import moco_backbone
-    from pipelines.checkpoints import FORMAT, CheckpointError
+    from pipelines.train.checkpoint_formats import moco_backbone
+    from pipelines.train.checkpoints import FORMAT, CheckpointError
 
     is_checkpoint = checkpoint_or_state.get("format") == FORMAT
     state = checkpoint_or_state["model"] if is_checkpoint else checkpoint_or_state
@@ -139,7 +139,7 @@ def resolve_split(index_or_split_names, split: str, fold: int = 1) -> str:
     >>> resolve_split(["train", "val"], "validation")
     'val'
     """
-    from pipelines.layouts import SPLIT_FOLDERS, DatasetIndex, LayoutError, fold_split_name
+    from pipelines.data.layouts import SPLIT_FOLDERS, DatasetIndex, LayoutError, fold_split_name
 
     if isinstance(index_or_split_names, DatasetIndex):
         names = index_or_split_names.split_names()
@@ -164,7 +164,7 @@ SMALL_CACHE = dict(short_side=32, window=8, stride=2, hop=4)
 
 def tiny_cache(synth_dataset: Path, folder: Path, name: str = "tiny.zarr") -> Path:
     """``fame preprocess`` of the synthetic dataset's videos (``SMALL_CACHE``) into FOLDER/NAME."""
-    from pipelines.preprocess import PreprocessSettings, run_preprocess
+    from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
     path = folder / name
     run_preprocess(PreprocessSettings(source=str(synth_dataset / "UCF-101"), cache=str(path), **SMALL_CACHE))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from pipelines.augment import (
+from pipelines.train.augment import (
     LUMA,
     MEAN,
     STD,

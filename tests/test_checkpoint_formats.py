@@ -9,9 +9,9 @@ import pickle
 import pytest
 import torch
 
-from pipelines.checkpoint_formats import CheckpointFormatError, detect_arch, interpret, load_backbone, read_checkpoint
-from pipelines.models import build_backbone, i3d, r2plus1d_18, r3d_18, small
-from pipelines.moco import MoCo
+from pipelines.train.checkpoint_formats import CheckpointFormatError, detect_arch, interpret, load_backbone, read_checkpoint
+from pipelines.train.moco import MoCo
+from pipelines.train.models import build_backbone, i3d, r2plus1d_18, r3d_18, small
 
 
 def cheap(state: dict) -> dict:

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from helpers import backbone_state_dict
-from pipelines.checkpoints import (
+from pipelines.train.checkpoints import (
     CheckpointError,
     atomic_save,
     load_checkpoint,
     make_checkpoint,
 )
-from pipelines.models import build_backbone
-from pipelines.moco import MoCo
+from pipelines.train.moco import MoCo
+from pipelines.train.models import build_backbone
 
 
 def _checkpoint(**extra) -> dict:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.clean_plates import (
+from pipelines.masks.clean_plates import (
     DILATION,
     background_change,
     camera_is_still,

@@ -62,6 +62,6 @@ def test_the_cli_and_every_command_help_load_without_torch():
 
 def test_evaluate_help_names_the_protocols_the_library_has():
     from fame_cli.evaluate import PROTOCOLS as SHOWN
-    from pipelines.evaluate_settings import PROTOCOLS
+    from pipelines.evaluate.settings import PROTOCOLS
 
     assert SHOWN == PROTOCOLS

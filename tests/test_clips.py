@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from helpers import SMALL_CACHE, tiny_cache
-from pipelines.cache import open_cache
-from pipelines.clips import (
+from pipelines.data.cache import open_cache
+from pipelines.data.clips import (
     ClipDataset,
     center_crop_box,
     clip_span,
@@ -20,7 +20,7 @@ from pipelines.clips import (
     sample_clip_indices,
     uniform_clip_indices,
 )
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from pipelines import devices, distributed
-from pipelines.models import small
-from pipelines.moco import MoCo
+from pipelines.train import devices, distributed
+from pipelines.train.moco import MoCo
+from pipelines.train.models import small
 
 TORCHRUN_ENV = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}
 

@@ -17,20 +17,20 @@ import torch
 import torch.multiprocessing as mp
 
 from helpers import tiny_cache
-from pipelines.bg_swap import SwappedClipDataset, swap_partners
-from pipelines.cache import open_cache
-from pipelines.checkpoint_formats import read_checkpoint
-from pipelines.checkpoints import atomic_save, latest_path, load_checkpoint, make_checkpoint
-from pipelines.classifier_training import lr_milestones
-from pipelines.clean_plates import DILATION, dilate
-from pipelines.clips import ClipDataset
-from pipelines import distributed
-from pipelines.distributed import gather_in_order, shard
-from pipelines.evaluate import EvaluateError, EvaluateSettings, run_evaluate
-from pipelines.evaluate_settings import default_run_dir, read_config, resolve_settings
+from pipelines.data.cache import open_cache
+from pipelines.data.clips import ClipDataset
+from pipelines.evaluate.bg_swap import SwappedClipDataset, swap_partners
+from pipelines.evaluate.classifier_training import lr_milestones
+from pipelines.evaluate.run import EvaluateError, EvaluateSettings, run_evaluate
+from pipelines.evaluate.settings import default_run_dir, read_config, resolve_settings
 from pipelines.fame import merge_foreground_background
-from pipelines.models import small
-from pipelines.moco import MoCo
+from pipelines.masks.clean_plates import DILATION, dilate
+from pipelines.train import distributed
+from pipelines.train.checkpoint_formats import read_checkpoint
+from pipelines.train.checkpoints import atomic_save, latest_path, load_checkpoint, make_checkpoint
+from pipelines.train.distributed import gather_in_order, shard
+from pipelines.train.moco import MoCo
+from pipelines.train.models import small
 
 CLIP = dict(clip_len=8, stride=2, crop=32)
 FAST = dict(clips_per_video=2, epochs=1, batch_size=4, test_batch_size=2, workers=0, device="cpu")
@@ -243,7 +243,7 @@ def test_retrieval_and_knn_with_bg_swap(cache, pretrain_run, tmp_path):
 
 
 def test_refuses_a_checkpoint_of_another_backbone(cache, pretrain_run, tmp_path):
-    from pipelines.checkpoint_formats import CheckpointFormatError
+    from pipelines.train.checkpoint_formats import CheckpointFormatError
 
     with pytest.raises(CheckpointFormatError, match="nothing of the r3d_18 backbone matched"):
         run_evaluate(settings(cache, tmp_path, "knn", checkpoint=str(pretrain_run), arch="r3d_18"))

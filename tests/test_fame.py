@@ -7,7 +7,8 @@ import pytest
 import torch
 from skimage.color import rgb2hsv
 
-from pipelines import fame, window_maps
+from pipelines import fame
+from pipelines.masks import window_maps
 
 SHAPES = [(1, 3, 2, 9, 13), (2, 3, 4, 16, 16), (3, 3, 5, 11, 20)]  # B, C, T, H, W
 KERNELS = [1, 3, 5]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines.jpeg_frames import decode_frames, encode_frames
+from pipelines.data.jpeg_frames import decode_frames, encode_frames
 
 
 def gradient(frames=3, channels=3):

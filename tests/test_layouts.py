@@ -1,4 +1,4 @@
-"""Tests for pipelines/layouts/: each builder writes a dataset as its official download ships
+"""Tests for pipelines/data/layouts/: each builder writes a dataset as its official download ships
 it (empty placeholder videos, split files in the official formats) into tmp_path."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import resolve_split
-from pipelines.layouts import (
+from pipelines.data.layouts import (
     LAYOUTS,
     DatasetIndex,
     LayoutError,

@@ -1,4 +1,4 @@
-"""pipelines.mask_methods: the named mask methods, and ``paper`` kept bit for bit."""
+"""pipelines.masks.methods: the named mask methods, and ``paper`` kept bit for bit."""
 
 import hashlib
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import fame, mask_methods, motion_masks, window_maps
+from pipelines import fame
+from pipelines.masks import methods as mask_methods, motion as motion_masks, window_maps
 
 
 def panning_video(frames=40, height=48, width=64, seed=0):
@@ -63,7 +64,7 @@ def test_adaptive_method_is_video_adaptive_maps():
 
 
 def test_adaptive_is_the_default_of_preprocess():
-    from pipelines.preprocess import PreprocessSettings
+    from pipelines.masks.preprocess import PreprocessSettings
 
     assert mask_methods.DEFAULT_METHOD == "adaptive" == PreprocessSettings.masks
     assert mask_methods.ADAPTIVE_VERSION == 2  # version 1 was offered beside `motion`, never the default

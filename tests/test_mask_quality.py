@@ -1,4 +1,4 @@
-"""pipelines.mask_quality against brute-force counts and hand-computed cases."""
+"""pipelines.masks.quality against brute-force counts and hand-computed cases."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipelines import fame
-from pipelines.mask_quality import foreground_kept, mask_agreement, roc_auc, top_fraction_mask
+from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc, top_fraction_mask
 
 
 def brute_force_auc(scores, truth):

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers import backbone_state_dict, from_official_fame
-from pipelines.models import build_backbone, i3d, small
-from pipelines.moco import (
+from pipelines.train.models import build_backbone, i3d, small
+from pipelines.train.moco import (
     MoCo,
     contrastive_accuracy,
     update_momentum,

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipelines.models import BACKBONES, I3D, build_backbone, i3d, r2plus1d_18, r3d_18, small
+from pipelines.train.models import BACKBONES, I3D, build_backbone, i3d, r2plus1d_18, r3d_18, small
 
 CLIP = (2, 3, 8, 32, 32)  # B, C, T, H, W
 FEATURE_DIM = {"r2plus1d_18": 512, "r3d_18": 512, "i3d": 1024, "small": 128}

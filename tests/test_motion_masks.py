@@ -1,4 +1,4 @@
-"""pipelines.motion_masks: the camera-compensated ``motion`` maps, step by step, and as a whole on
+"""pipelines.masks.motion: the camera-compensated ``motion`` maps, step by step, and as a whole on
 videos whose camera motion and foreground are known."""
 
 import numpy as np
@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipelines import fame, motion_masks, window_maps
-from pipelines.mask_quality import foreground_kept, roc_auc
+from pipelines import fame
+from pipelines.masks import motion as motion_masks, window_maps
+from pipelines.masks.quality import foreground_kept, roc_auc
 
 
 def textured_world(height, width, seed=0):

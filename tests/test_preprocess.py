@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from helpers import moving_square_video, write_test_video
-from pipelines.cache import CacheError, open_cache, video_id_for
-from pipelines.preprocess import PreprocessSettings, run_preprocess
+from pipelines.data.cache import CacheError, open_cache, video_id_for
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
 SMALL = dict(short_side=32, window=8, stride=2, hop=4)
 
@@ -222,7 +222,7 @@ def test_no_frames_cache_decodes_from_source(synth_dataset, tmp_path):
 @pytest.mark.parametrize("codec", ["jpeg", "zstd", "raw"])
 def test_frames_match_the_decoded_video(synth_dataset, tmp_path, codec):
     """zstd and raw frames are what the stage's decoder decoded; JPEG frames (the default) are close to it."""
-    from pipelines.video import decode_video as read_video
+    from pipelines.data.video import decode_video as read_video
 
     cache = tmp_path / f"{codec}.zarr"
     run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=2, frame_codec=codec))
@@ -309,7 +309,7 @@ def test_mask_method_is_recorded_and_a_resume_with_another_is_refused(synth_data
     from typer.testing import CliRunner
 
     from fame_cli.main import app
-    from pipelines.motion_masks import VERSION, map_shape
+    from pipelines.masks.motion import VERSION, map_shape
 
     cache = tmp_path / "motion.zarr"
     run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, short_side=128, masks="motion"))
@@ -335,7 +335,7 @@ def test_adaptive_masks_are_recorded_shown_and_kept_apart_from_motion(synth_data
     from typer.testing import CliRunner
 
     from fame_cli.main import app
-    from pipelines.motion_masks import ADAPTIVE_VERSION
+    from pipelines.masks.motion import ADAPTIVE_VERSION
 
     cache = tmp_path / "adaptive.zarr"
     run_preprocess(settings_for(synth_dataset / "UCF-101", cache, limit=1, short_side=128, masks="adaptive"))
@@ -376,7 +376,7 @@ def test_full_disk_ends_in_one_line_and_the_cache_resumes(synth_dataset, tmp_pat
 
     from typer.testing import CliRunner
 
-    import pipelines.cache as cache_module
+    import pipelines.data.cache as cache_module
     from fame_cli.main import app
 
     source, cache, reference = synth_dataset / "UCF-101", tmp_path / "c.zarr", tmp_path / "reference.zarr"

@@ -17,16 +17,16 @@ import pytest
 import torch
 
 from helpers import moving_square_video, tiny_cache, write_test_video
-from pipelines.cache import CacheError, open_cache
-from pipelines.checkpoints import CheckpointError, load_checkpoint
+from pipelines.data.cache import CacheError, open_cache
 from pipelines.fame import fame_merge
-from pipelines.moco import MoCo
-from pipelines.preprocess import PreprocessSettings, run_preprocess
-from pipelines.pretrain import TrainingDiverged, run_pretrain
-from pipelines.pretrain_data import check_cache_fits, queue_warning
-from pipelines.pretrain_settings import PretrainSettings
-from pipelines.recipes import RecipeError, available_recipes, load_recipe, resolve_settings
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 from pipelines.settings import SettingsError
+from pipelines.train.checkpoints import CheckpointError, load_checkpoint
+from pipelines.train.loader import check_cache_fits, queue_warning
+from pipelines.train.moco import MoCo
+from pipelines.train.pretrain import TrainingDiverged, run_pretrain
+from pipelines.train.recipes import RecipeError, available_recipes, load_recipe, resolve_settings
+from pipelines.train.settings import PretrainSettings
 
 # 12 videos, batch 4: 3 steps per epoch of the `small` backbone on 4x24x24 clips.
 TINY = dict(arch="small", epochs=1, batch_size=4, clip_len=4, stride=2, crop=24, queue=64, split="all",

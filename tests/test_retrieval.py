@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.retrieval import (
+from pipelines.evaluate.retrieval import (
     RECALL_KS,
     average_clip_features,
     knn_class_scores,

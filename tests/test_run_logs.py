@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from helpers import tiny_cache
-from pipelines import run_logs
-from pipelines.evaluate import EvaluateSettings, run_evaluate
-from pipelines.pretrain import run_pretrain
-from pipelines.pretrain_settings import PretrainSettings
-from pipelines.run_logs import CURVES, TENSORBOARD_DIR, ScalarLog, read_metrics, write_curves
+from pipelines.evaluate.run import EvaluateSettings, run_evaluate
+from pipelines.train import run_logs
+from pipelines.train.pretrain import run_pretrain
+from pipelines.train.run_logs import CURVES, TENSORBOARD_DIR, ScalarLog, read_metrics, write_curves
+from pipelines.train.settings import PretrainSettings
 
 TINY = dict(arch="small", epochs=2, batch_size=4, clip_len=4, stride=2, crop=24, queue=64, split="all",
             workers=0, device="cpu", log_every=1, lr=0.05)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines.shard_reader import ShardedArrayReader, UnsupportedLayout
+from pipelines.data.shard_reader import ShardedArrayReader, UnsupportedLayout
 
 
 def make_array(path, data, chunk, shard, compressors="zstd"):

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.shard_reader import ShardedArrayReader
-from pipelines.shard_writer import array_metadata, write_sharded_array
+from pipelines.data.shard_reader import ShardedArrayReader
+from pipelines.data.shard_writer import array_metadata, write_sharded_array
 
 
 def sample(frames, rest=(6, 7, 3), seed=0):
@@ -97,7 +97,7 @@ def test_jpeg_frames_read_the_same_through_zarr_and_the_fast_reader(tmp_path, ch
 def test_zarr_writes_jpeg_frames_the_fast_reader_reads(tmp_path):
     import zarr
 
-    from pipelines.zarr_codecs import JpegCodec
+    from pipelines.data.zarr_codecs import JpegCodec
 
     data = smooth_frames(6)
     array = zarr.create_array(str(tmp_path / "z"), shape=data.shape, dtype="uint8", chunks=(1, *data.shape[1:]),
@@ -113,7 +113,7 @@ def test_zarr_writes_jpeg_frames_the_fast_reader_reads(tmp_path):
 def test_jpeg_codec_refuses_what_it_cannot_store(tmp_path):
     import zarr
 
-    from pipelines.zarr_codecs import JpegCodec
+    from pipelines.data.zarr_codecs import JpegCodec
 
     with pytest.raises(ValueError):
         JpegCodec(quality=0)

@@ -13,14 +13,14 @@ import torch
 from torch import nn
 
 from helpers import SMALL_CACHE, tiny_cache
-from pipelines.bg_swap import SwappedClipDataset, swap_partners
-from pipelines.cache import open_cache
-from pipelines.clean_plates import DILATION, dilate, plate_hole
-from pipelines.evaluate import EvaluateError, EvaluateSettings, run_evaluate
-from pipelines.evaluate_job import prepare_job as _prepare
-from pipelines.ground_truth import clip_ground_truth, synth_ground_truth
-from pipelines.preprocess import PreprocessSettings, run_preprocess
-from pipelines.swap_retrieval import (
+from pipelines.data.cache import open_cache
+from pipelines.evaluate.bg_swap import SwappedClipDataset, swap_partners
+from pipelines.evaluate.job import prepare_job as _prepare
+from pipelines.evaluate.run import EvaluateError, EvaluateSettings, run_evaluate
+from pipelines.masks.clean_plates import DILATION, dilate, plate_hole
+from pipelines.masks.ground_truth import clip_ground_truth, synth_ground_truth
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
+from pipelines.evaluate.swap_retrieval import (
     background_owners,
     FrozenClipDataset,
     chance_levels,

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 
-from pipelines.synth import MOTIONS, load_ground_truth
-from pipelines.video import read_video
+from pipelines.data.synth import MOTIONS, load_ground_truth
+from pipelines.data.video import read_video
 
 
 def test_synth_writes_ucf101_layout(synth_dataset):

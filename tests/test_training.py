@@ -1,9 +1,9 @@
-"""pipelines.training: the per-epoch checkpoints."""
+"""pipelines.train.training: the per-epoch checkpoints."""
 
 import torch
 
-from pipelines.checkpoints import epoch_path, latest_path
-from pipelines.training import save_epoch_checkpoint
+from pipelines.train.checkpoints import epoch_path, latest_path
+from pipelines.train.training import save_epoch_checkpoint
 
 
 def test_a_kept_epoch_is_written_once_and_survives_the_next_latest(tmp_path):

@@ -14,8 +14,8 @@ import pytest
 from fame_cli.errors import one_line, user_message
 from fame_cli.main import FameTyper
 from helpers import tiny_cache
-from pipelines.cache import CacheError
-from pipelines.ground_truth import GroundTruthError, check_ground_truth
+from pipelines.data.cache import CacheError
+from pipelines.masks.ground_truth import GroundTruthError, check_ground_truth
 
 SWAP = ["--protocol", "swap-retrieval", "--arch", "small", "--clip-len", "8", "--stride", "2", "--crop", "32",
         "--clips-per-video", "2", "--workers", "0", "--device", "cpu", "--ground-truth"]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from helpers import moving_square_video, write_test_video
-from pipelines.video import (
+from pipelines.data.video import (
     CorruptVideoError, EmptyVideoError, MissingVideoError, decode_video, probe_video, read_clip, read_video,
     resized_shape,
 )

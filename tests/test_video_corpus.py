@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 from helpers import encode_video, smooth_moving_video
-from pipelines.cache import open_cache, video_id_for
-from pipelines.preprocess import PreprocessSettings, run_preprocess
-from pipelines.video import CorruptVideoError, decode_video, read_video, resized_shape
+from pipelines.data.cache import open_cache, video_id_for
+from pipelines.data.video import CorruptVideoError, decode_video, read_video, resized_shape
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
 
 FRAMES = 20
 SHORT_SIDE = 40  # 96x128 -> 40x53: a resize at decode time by a non-integer factor, the stage's case
@@ -200,7 +200,7 @@ def test_the_default_stage_caches_the_whole_corpus(corpus, tmp_path):
 
 def test_fallback_to_decord_is_recorded_and_the_cache_resumes(corpus, tmp_path, monkeypatch):
     """PyAV made strict about tags again (as before the fix) fails on the Latin-1 file; decord reads it."""
-    from pipelines import video
+    from pipelines.data import video
 
     monkeypatch.setattr(video, "METADATA_ERRORS", "strict")
     cache = tmp_path / "c.zarr"

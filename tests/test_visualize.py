@@ -16,13 +16,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fame_cli.main import app
-from pipelines import contact_sheet as pictures
-from pipelines.animation import write_gif, write_mp4
-from pipelines.cache import open_cache
-from pipelines.ground_truth import GroundTruthError, clip_ground_truth, resize_nearest
-from pipelines.html_index import write_index
-from pipelines.preprocess import PreprocessSettings, run_preprocess
-from pipelines.visualize import (
+from pipelines.data.cache import open_cache
+from pipelines.masks.ground_truth import GroundTruthError, clip_ground_truth, resize_nearest
+from pipelines.masks.preprocess import PreprocessSettings, run_preprocess
+from pipelines.visualize import contact_sheet as pictures
+from pipelines.visualize.animation import write_gif, write_mp4
+from pipelines.visualize.html_index import write_index
+from pipelines.visualize.run import (
     VisualizeSettings,
     activation_maps,
     clip_indices,
@@ -231,7 +231,7 @@ def test_ground_truth_formats_agree(tmp_path):
 
 
 def test_activation_maps_cover_the_clip_in_unit_range():
-    from pipelines.models import build_backbone
+    from pipelines.train.models import build_backbone
 
     maps = activation_maps(build_backbone("small").eval(), random_frames(8, 32, 40))
     assert maps.shape == (8, 32, 40) and maps.min() == 0.0 and maps.max() == pytest.approx(1.0)
@@ -293,8 +293,8 @@ def test_no_frames_cache_gives_the_same_pictures(caches, tmp_path):
 
 
 def test_cli_mp4_with_ground_truth_and_checkpoint(caches, synth_dataset, tmp_path):
-    pytest.importorskip("pipelines.checkpoint_formats")
-    from pipelines.models import build_backbone
+    pytest.importorskip("pipelines.train.checkpoint_formats")
+    from pipelines.train.models import build_backbone
 
     checkpoint = tmp_path / "pretrain.pt"
     state = {f"encoder_q.{k}": v for k, v in build_backbone("small").state_dict().items()}
