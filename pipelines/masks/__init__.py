@@ -7,8 +7,8 @@ What it holds:
   parallel (``run_preprocess``, ``PreprocessSettings``, ``process_video``).
 - ``methods``: the named mask methods of ``--masks`` and their versions (``get_method``,
   ``compute_video_masks``, ``MaskParameters``, ``DEFAULT_METHOD``).
-- ``motion``: the default ``motion`` method, camera-compensated motion (``video_motion_maps``,
-  ``video_adaptive_maps``).
+- ``motion``: camera-compensated motion: the ``motion`` method (``video_motion_maps``) and the
+  default, ``adaptive`` (``video_adaptive_maps``).
 - ``window_maps``: the paper's steps 1-4 for every window of a whole video
   (``video_soft_maps``, ``window_starts``, ``pad_to_window``).
 - ``quality``: a map against true masks (``roc_auc``, ``foreground_kept``, ``mask_agreement``).

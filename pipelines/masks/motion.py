@@ -26,11 +26,13 @@ blurred with a kernel of a fifth of their side, they carry nothing finer (measur
 ROC-AUC to the third decimal), so the cache stores them at that size, a sixteenth of the
 frames' pixels, and the readers rescale them to the frames before cropping. ``docs/method.md`` measures each step and the cost.
 
-``video_adaptive_maps`` (``--masks adaptive``) adapts steps 3-6 to the footage: each pair also
-gets its still-camera difference and a verdict on whether the camera moved (``camera_moves``),
-each window keeps the more concentrated of the two kinds of evidence (``choose_evidence``), and
-the centre prior is weighted by the evidence's spread and the camera's motion
-(``adaptive_centre_weight``). ``video_translation_difference_maps`` is a baseline.
+``video_adaptive_maps`` (``--masks adaptive``, the default of ``fame preprocess``) adapts steps
+3-6 to the footage: each pair also gets its still-camera difference and a verdict on whether
+the camera moved (``camera_moves``), the still-camera evidence is taken over every frame a clip
+samples and the next (``adjacent_evidence``), each window keeps the more concentrated of the
+two kinds of evidence (``choose_evidence``), and the centre prior is weighted by the evidence's
+spread and the camera's motion (``adaptive_centre_weight``).
+``video_translation_difference_maps`` is a baseline.
 """
 
 from __future__ import annotations
@@ -537,7 +539,9 @@ def video_adaptive_maps(
 
     Each pair gives two differences, compensated for the fitted camera motion and as if the
     camera were still, and a verdict on whether the camera moved (``camera_moves``; where it
-    did not, the compensated difference is the still-camera one). Each
+    did not, the compensated difference is the still-camera one). The still-camera evidence
+    of a window is taken over every frame it samples and the next (``adjacent_evidence``, one
+    stride apart; the compensated pairs are ``pair_gap`` apart). Each
     kind is turned into window maps as in steps 4-5, and each window keeps the map whose
     evidence is more concentrated, unless the fit explained most of the change
     (``choose_evidence``): on a fixed camera a spurious fit (locked onto the mover, or onto
