@@ -318,7 +318,10 @@ def sampled_grey(frames: np.ndarray, indices, factor: int) -> torch.Tensor:
     ``3 factor**2`` keeps that cheap; block means of the grey measured no better once the maps
     are blurred (``docs/method.md``)."""
     height, width = frames.shape[1] // factor * factor, frames.shape[2] // factor * factor
-    lines = torch.from_numpy(np.asarray(frames))[:, 0:height:factor].index_select(0, torch.tensor(list(indices)))
+    frames = np.asarray(frames)
+    if not frames.flags.writeable:  # torch shares the memory and would warn (a read-only map, a broadcast)
+        frames = frames.copy()
+    lines = torch.from_numpy(frames)[:, 0:height:factor].index_select(0, torch.tensor(list(indices)))
     return lines[:, :, 0:width:factor, 1].to(torch.float32).div_(UINT8_MAX)  # N, h, w
 
 
