@@ -282,9 +282,7 @@ def test_adjacent_evidence_is_each_windows_mean_change_over_one_stride():
     video = np.zeros((48, 8, 12, 3), np.uint8)
     video[..., 1] = values[:, None, None]
     starts = [0, 16, 17]
-    used, _, _ = motion_masks._window_pairs(starts, window=16, stride=2, gap=2)
-    grey = motion_masks.sampled_grey(video, used, 1)
-    evidence = motion_masks.adjacent_evidence(grey, {f: i for i, f in enumerate(used)}, starts, window=16, stride=2)
+    evidence = motion_masks.adjacent_evidence(video, starts, window=16, stride=2)
     assert evidence.shape == (3, 8, 12)
     for g, start in enumerate(starts):
         frames = values[start : start + 31 : 2]

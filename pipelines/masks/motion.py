@@ -325,19 +325,21 @@ def sampled_grey(frames: np.ndarray, indices, factor: int) -> torch.Tensor:
     return lines[:, :, 0:width:factor, 1].to(torch.float32).div_(UINT8_MAX)  # N, h, w
 
 
-def adjacent_evidence(grey: torch.Tensor, position: dict[int, int], starts: list[int], *, window: int,
-                      stride: int) -> torch.Tensor:
+def adjacent_evidence(frames: np.ndarray, starts: list[int], *, window: int, stride: int,
+                      map_short_side: int = MAP_SHORT_SIDE) -> torch.Tensor:
     """The still-camera evidence of ``video_adaptive_maps``: each window's mean
     ``still_camera_difference`` over its pairs of frames one ``stride`` apart (the frames a clip
-    samples, each with the next): G, h, w, not yet blurred (``rescaled_evidence`` does that).
-    ``grey`` holds the evidence frames (N, h, w), ``position`` the row of each frame in it.
+    samples, each with the next), on ``sampled_grey`` frames at the evidence maps' size:
+    G, h, w, not yet blurred (``rescaled_evidence`` does that).
 
     These pairs are closer in time than the compensated ones (``pair_gap``, two strides), and
     measured better (``docs/method.md``): under a slowly moving camera the still-camera map is
     less often taken for the more concentrated one by mistake (DAVIS ``tennis``: in half of its
     windows with two-stride pairs, in none with these), and on fixed cameras it is taken more
     often and is sharper (``fgseg-dev``: 0.952 -> 0.955 ROC-AUC)."""
-    _, firsts, rows = _window_pairs(starts, window=window, stride=stride, gap=stride)
+    used, firsts, rows = _window_pairs(starts, window=window, stride=stride, gap=stride)
+    grey = sampled_grey(frames, used, map_factor(frames.shape[1], frames.shape[2], map_short_side))  # U, h, w
+    position = {frame: i for i, frame in enumerate(used)}
     first = torch.tensor([position[f] for f in firsts])
     second = torch.tensor([position[f + stride] for f in firsts])
     # most pairs are neighbours in ``grey``: difference those in one pass, the rest (a window that
@@ -561,11 +563,8 @@ def video_adaptive_maps(
     compensated, pair_rows, still, moves = _pair_differences(
         frames, starts, window=window, stride=stride, gap=gap, map_short_side=map_short_side, pyramid=pyramid,
         iterations=iterations, pairs_per_batch=pairs_per_batch, still=True)
-    sampled, _, _ = _window_pairs(starts, window=window, stride=stride, gap=stride)  # every frame a clip samples
-    grey = sampled_grey(frames, sampled, map_factor(frames.shape[1], frames.shape[2], map_short_side))
-    position = {frame: i for i, frame in enumerate(sampled)}
     compensated_maps = neighbouring_windows(window_evidence(compensated, pair_rows, blur_fraction=blur_fraction))
-    adjacent = adjacent_evidence(grey, position, starts, window=window, stride=stride)
+    adjacent = adjacent_evidence(frames, starts, window=window, stride=stride, map_short_side=map_short_side)
     still_maps = neighbouring_windows(rescaled_evidence(adjacent, blur_fraction=blur_fraction))
     maps = choose_evidence(compensated_maps, still_maps, compensated.flatten(1).mean(dim=1)[pair_rows].mean(dim=1),
                            still.flatten(1).mean(dim=1)[pair_rows].mean(dim=1))  # G, h, w
