@@ -14,9 +14,14 @@ A video's score is the mean over its windows; the tables give the mean over vide
 with ``--per-video``, each video. With ``--clip-every N`` a video is scored instead as
 pretraining reads the cache: a 16x2 clip starting every N frames, each scored with the map of
 its nearest window (``window_maps.window_for_clip``) against the union of the true
-foreground over the clip's own frames. The cost is the time of each method per video on one
-torch thread, measured interleaved with the others on the same decoded frames, beside the
-time decord took to decode the video.
+foreground over the clip's own frames. The simple baselines (``MaskMethod.baseline``) are
+then computed on each clip's own frames (windows every N frames: each clip has its own), as
+a user would compute a one-line baseline, while the other methods keep the cache's windows
+(every ``--hop`` frames). The tables then give two means of each score: over videos (each
+video the mean of its clips), and over all clips of all videos pooled, which weighs a long
+video by its length (issue 19's tables are this pooled mean). The cost is the time of each
+method per video on one torch thread, measured interleaved with the others on the same
+decoded frames, beside the time decord took to decode the video.
 
 Run:
   python benchmarks/bench_masks.py --videos ../shared/data/davis-train/videos \\
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +48,7 @@ from pipelines.data.synth import SynthSettings, load_ground_truth, write_dataset
 from pipelines.data.video import read_video
 from pipelines.fame import fitted_foreground_fraction, select_foreground
 from pipelines.masks.ground_truth import clip_ground_truth, resize_nearest
-from pipelines.masks.methods import METHODS, MaskParameters, compute_video_masks
+from pipelines.masks.methods import METHODS, MaskParameters, compute_video_masks, get_method
 from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
 from pipelines.masks.window_maps import window_for_clip, window_starts
 from pipelines.visualize.run import resize_map
@@ -87,8 +93,9 @@ def scored_clips(starts: list[int], frames: int, clip_every: int | None) -> list
             for first in range(0, frames - span + 1, clip_every)]
 
 
-def score_windows(maps: np.ndarray, starts: list[int], truth: np.ndarray, clip_every: int | None = None) -> dict | None:
-    """Mean over the windows (or clips, see ``scored_clips``) with some true foreground of each measure."""
+def score_windows(maps: np.ndarray, starts: list[int], truth: np.ndarray, clip_every: int | None = None) -> list[dict]:
+    """Each measure of every window (or clip, see ``scored_clips``) with some true foreground
+    and some true background: one dict per window or clip, [] when there is none."""
     window, stride = PARAMETERS.window, PARAMETERS.stride
     span = clip_span(window, stride)
     height, width = truth.shape[1:]
@@ -105,14 +112,19 @@ def score_windows(maps: np.ndarray, starts: list[int], truth: np.ndarray, clip_e
         rows.append({"auc": roc_auc(soft, union), "kept": foreground_kept(soft, union, beta=0.5),
                      "iou_half": mask_agreement(half, union), "iou_auto": mask_agreement(auto, union),
                      "beta_auto": float(fitted[0])})
-    if not rows:
-        return None
-    return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+    return rows
+
+
+def method_parameters(method: str, clip_every: int | None) -> MaskParameters:
+    """The cache's windows; for a baseline scored by clips, a window on each clip's own frames."""
+    if clip_every is not None and get_method(method).baseline:
+        return replace(PARAMETERS, hop=clip_every)
+    return PARAMETERS
 
 
 def measure(videos, methods: list[str], clip_every: int | None = None, repeats: int = 1) -> tuple[dict, dict, dict]:
-    """Per method: {video: scores}, seconds per video (the least of ``repeats`` runs, the methods
-    interleaved in each); and decode seconds per video."""
+    """Per method: {video: [scores of each window or clip]}, seconds per video (the least of
+    ``repeats`` runs, the methods interleaved in each); and decode seconds per video."""
     scores = {m: {} for m in methods}
     seconds = {m: [] for m in methods}
     decode = []
@@ -122,43 +134,62 @@ def measure(videos, methods: list[str], clip_every: int | None = None, repeats: 
         for _ in range(repeats):
             for method in methods:  # interleaved: every method sees the same machine load
                 started = time.perf_counter()
-                maps, starts = compute_video_masks(frames, method, PARAMETERS)
+                maps, starts = compute_video_masks(frames, method, method_parameters(method, clip_every))
                 least[method] = min(least[method], time.perf_counter() - started)
         for method in methods:
             seconds[method].append(least[method])
-            maps, starts = compute_video_masks(frames, method, PARAMETERS)
+            maps, starts = compute_video_masks(frames, method, method_parameters(method, clip_every))
             scored = score_windows(maps, starts, truth, clip_every)
-            if scored is not None:
+            if scored:
                 scores[method][name] = scored
     return scores, seconds, {"decode": decode}
 
 
-def print_tables(label: str, scores: dict, seconds: dict, decode: dict, per_video: bool) -> None:
+def mean_over_videos(per_video: dict, key: str) -> float:
+    """The mean over videos of each video's mean over its windows or clips."""
+    return float(np.mean([np.mean([row[key] for row in rows]) for rows in per_video.values()]))
+
+
+def mean_over_clips(per_video: dict, key: str) -> float:
+    """The mean over every window or clip of every video, pooled."""
+    return float(np.mean([row[key] for rows in per_video.values() for row in rows]))
+
+
+def print_tables(label: str, scores: dict, seconds: dict, decode: dict, per_video: bool,
+                 clip_every: int | None = None) -> None:
     methods = list(scores)
     videos = sorted(set().union(*(s.keys() for s in scores.values())))
-    print(f"\n### {label}: {len(videos)} videos, mean over videos (each the mean over its windows)\n")
-    print("| --masks | ROC-AUC | truth kept at beta 0.5 | IoU at beta 0.5 | IoU at beta auto (mean beta) "
-          "| ms per video | x paper | x motion | x decoding |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    unit = "windows" if clip_every is None else "clips"
+    clips = sum(len(rows) for rows in next(iter(scores.values())).values())
+    print(f"\n### {label}: {len(videos)} videos, {clips} {unit} scored\n")
+    print(f"Each score twice: the mean over videos (each the mean over its {unit}) and the mean over "
+          f"all {unit} pooled.\n")
+    print(f"| --masks | maps | ROC-AUC: videos / {unit} | truth kept at beta 0.5: videos / {unit} | IoU at beta 0.5 "
+          "| IoU at beta auto (mean beta) | ms per video | x paper | x motion | x decoding |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     paper = np.mean(seconds["paper"]) if "paper" in seconds else float("nan")
     motion = np.mean(seconds["motion"]) if "motion" in seconds else float("nan")
     decoding = np.mean(decode["decode"])
     for method in methods:
-        values = list(scores[method].values())
-        mean = {key: np.mean([v[key] for v in values]) for key in values[0]}
+        by_video = {key: mean_over_videos(scores[method], key) for key in ("auc", "kept", "iou_half", "iou_auto", "beta_auto")}
+        pooled = {key: mean_over_clips(scores[method], key) for key in ("auc", "kept")}
+        hop = method_parameters(method, clip_every).hop
+        maps = "each clip's frames" if hop != PARAMETERS.hop else f"windows every {hop}"
         cost = np.mean(seconds[method])
-        print(f"| {method} | {mean['auc']:.3f} | {mean['kept']:.3f} | {mean['iou_half']:.3f} | "
-              f"{mean['iou_auto']:.3f} ({mean['beta_auto']:.2f}) | {1000 * cost:.1f} | {cost / paper:.2f} | {cost / motion:.2f} | "
-              f"{cost / decoding:.2f} |")
+        print(f"| {method} | {maps} | {by_video['auc']:.3f} / {pooled['auc']:.3f} | {by_video['kept']:.3f} / "
+              f"{pooled['kept']:.3f} | {by_video['iou_half']:.3f} | {by_video['iou_auto']:.3f} ({by_video['beta_auto']:.2f}) "
+              f"| {1000 * cost:.1f} | {cost / paper:.2f} | {cost / motion:.2f} | {cost / decoding:.2f} |")
     print(f"\ndecoding (decord, short side 128): {1000 * decoding:.1f} ms per video")
     if per_video:
-        print(f"\n#### {label}, per video: ROC-AUC / truth kept at beta 0.5\n")
-        print("| video | " + " | ".join(methods) + " |")
-        print("| --- |" + " --- |" * len(methods))
+        print(f"\n#### {label}, per video: ROC-AUC / truth kept at beta 0.5 (the mean over its {unit})\n")
+        print("| video | " + unit + " | " + " | ".join(methods) + " |")
+        print("| --- | --- |" + " --- |" * len(methods))
         for video in videos:
-            cells = [f"{scores[m][video]['auc']:.3f} / {scores[m][video]['kept']:.3f}" if video in scores[m] else "n/a"
+            count = max(len(scores[m].get(video, [])) for m in methods)
+            cells = [f"{mean_over_videos({video: scores[m][video]}, 'auc'):.3f} / "
+                     f"{mean_over_videos({video: scores[m][video]}, 'kept'):.3f}" if video in scores[m] else "n/a"
                      for m in methods]
-            print(f"| {video} | " + " | ".join(cells) + " |")
+            print(f"| {video} | {count} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -181,11 +212,13 @@ def main() -> None:
         if args.ground_truth is None:
             parser.error("--videos needs --ground-truth")
         print_tables(f"real: {args.videos}", *measure(real_videos(args.videos, args.ground_truth), methods, args.clip_every, args.repeats),
-                     args.per_video)
+                     args.per_video, args.clip_every)
     if args.synthetic:
         print_tables(f"synthetic (fame synth, seed {args.seed}, {args.frames} frames at 320x240)",
-                     *measure(synthetic_videos(args.synthetic, args.seed, args.frames), methods, args.clip_every, args.repeats), args.per_video)
-    scored = "each window" if args.clip_every is None else f"a clip every {args.clip_every} frames, nearest window"
+                     *measure(synthetic_videos(args.synthetic, args.seed, args.frames), methods, args.clip_every, args.repeats),
+                     args.per_video, args.clip_every)
+    scored = ("each window" if args.clip_every is None else
+              f"a clip every {args.clip_every} frames, nearest window (baselines: each clip's own frames)")
     print(f"\nscored: {scored}; windows of {PARAMETERS.window} frames at stride {PARAMETERS.stride}, every {PARAMETERS.hop} frames; "
           f"{window_starts.__module__}.window_starts; one torch thread")
 

@@ -62,6 +62,9 @@ class MaskMethod:
     summary: str  # one line, for --help and `fame info`
     compute: Callable[[np.ndarray, MaskParameters], tuple[torch.Tensor, list[int]]]
     uses_colour_settings: bool = False  # whether fg/bg fractions, colour bins and context matter
+    #: a simple baseline (one line of work on the frames): ``benchmarks/bench_masks.py --clip-every``
+    #: computes it on each scored clip's own frames, as a user would, instead of on the cache's windows
+    baseline: bool = False
 
 
 def _paper(frames: np.ndarray, p: MaskParameters) -> tuple[torch.Tensor, list[int]]:
@@ -129,10 +132,11 @@ METHODS: dict[str, MaskMethod] = {
                    "motion adapted to the footage: compensated or still-camera evidence per window, "
                    "a centre prior weighted by camera motion and spread (ours)", _adaptive),
         MaskMethod("frame-difference", 1, "baseline: the paper's step 1 alone, no camera compensation",
-                   _frame_difference),
+                   _frame_difference, baseline=True),
         MaskMethod("translation-difference", 1,
-                   "baseline: the paper's step 1 on frames aligned by a global translation", _translation_difference),
-        MaskMethod("centre", 1, "baseline: a centred Gaussian that never looks at the video", _centre),
+                   "baseline: the paper's step 1 on frames aligned by a global translation", _translation_difference,
+                   baseline=True),
+        MaskMethod("centre", 1, "baseline: a centred Gaussian that never looks at the video", _centre, baseline=True),
     )
 }
 
