@@ -17,9 +17,10 @@ its nearest window (``window_maps.window_for_clip``) against the union of the tr
 foreground over the clip's own frames. The simple baselines (``MaskMethod.baseline``) are
 then computed on each clip's own frames (windows every N frames: each clip has its own), as
 a user would compute a one-line baseline, while the other methods keep the cache's windows
-(every ``--hop`` frames). The tables then give two means of each score: over videos (each
-video the mean of its clips), and over all clips of all videos pooled, which weighs a long
-video by its length (issue 19's tables are this pooled mean). The cost is the time of each
+(every ``MaskMethod.hop`` frames, as ``fame preprocess`` makes them). The tables then give
+two means of each score: over videos (each video the mean of its clips), and over all clips
+of all videos pooled, which weighs a long video by its length (issue 19's tables are this
+pooled mean). The cost is the time of each
 method per video on one torch thread, measured interleaved with the others on the same
 decoded frames, beside the time decord took to decode the video.
 
@@ -48,7 +49,7 @@ from pipelines.data.synth import SynthSettings, load_ground_truth, write_dataset
 from pipelines.data.video import read_video
 from pipelines.fame import fitted_foreground_fraction, select_foreground
 from pipelines.masks.ground_truth import clip_ground_truth, resize_nearest
-from pipelines.masks.methods import METHODS, MaskParameters, compute_video_masks, get_method
+from pipelines.masks.methods import METHODS, MaskParameters, compute_video_masks, get_method, with_hop
 from pipelines.masks.quality import foreground_kept, mask_agreement, roc_auc
 from pipelines.masks.window_maps import window_for_clip, window_starts
 from pipelines.visualize.run import resize_map
@@ -116,10 +117,11 @@ def score_windows(maps: np.ndarray, starts: list[int], truth: np.ndarray, clip_e
 
 
 def method_parameters(method: str, clip_every: int | None) -> MaskParameters:
-    """The cache's windows; for a baseline scored by clips, a window on each clip's own frames."""
+    """The cache's windows (the method's own hop, as ``fame preprocess`` makes them); for a
+    baseline scored by clips, a window on each clip's own frames."""
     if clip_every is not None and get_method(method).baseline:
         return replace(PARAMETERS, hop=clip_every)
-    return PARAMETERS
+    return with_hop(PARAMETERS, method)
 
 
 def measure(videos, methods: list[str], clip_every: int | None = None, repeats: int = 1) -> tuple[dict, dict, dict]:
@@ -160,8 +162,11 @@ def print_tables(label: str, scores: dict, seconds: dict, decode: dict, per_vide
     methods = list(scores)
     videos = sorted(set().union(*(s.keys() for s in scores.values())))
     unit = "windows" if clip_every is None else "clips"
-    clips = sum(len(rows) for rows in next(iter(scores.values())).values())
-    print(f"\n### {label}: {len(videos)} videos, {clips} {unit} scored\n")
+    if clip_every is None:  # each method's own windows (their hops may differ)
+        print(f"\n### {label}: {len(videos)} videos, each method's windows scored\n")
+    else:
+        clips = sum(len(rows) for rows in next(iter(scores.values())).values())
+        print(f"\n### {label}: {len(videos)} videos, {clips} clips scored\n")
     print(f"Each score twice: the mean over videos (each the mean over its {unit}) and the mean over "
           f"all {unit} pooled.\n")
     print(f"| --masks | maps | ROC-AUC: videos / {unit} | truth kept at beta 0.5: videos / {unit} | IoU at beta 0.5 "
@@ -174,7 +179,7 @@ def print_tables(label: str, scores: dict, seconds: dict, decode: dict, per_vide
         by_video = {key: mean_over_videos(scores[method], key) for key in ("auc", "kept", "iou_half", "iou_auto", "beta_auto")}
         pooled = {key: mean_over_clips(scores[method], key) for key in ("auc", "kept")}
         hop = method_parameters(method, clip_every).hop
-        maps = "each clip's frames" if hop != PARAMETERS.hop else f"windows every {hop}"
+        maps = "each clip's frames" if clip_every is not None and get_method(method).baseline else f"windows every {hop}"
         cost = np.mean(seconds[method])
         print(f"| {method} | {maps} | {by_video['auc']:.3f} / {pooled['auc']:.3f} | {by_video['kept']:.3f} / "
               f"{pooled['kept']:.3f} | {by_video['iou_half']:.3f} | {by_video['iou_auto']:.3f} ({by_video['beta_auto']:.2f}) "
@@ -219,7 +224,7 @@ def main() -> None:
                      args.per_video, args.clip_every)
     scored = ("each window" if args.clip_every is None else
               f"a clip every {args.clip_every} frames, nearest window (baselines: each clip's own frames)")
-    print(f"\nscored: {scored}; windows of {PARAMETERS.window} frames at stride {PARAMETERS.stride}, every {PARAMETERS.hop} frames; "
+    print(f"\nscored: {scored}; windows of {PARAMETERS.window} frames at stride {PARAMETERS.stride}, each method's own hop; "
           f"{window_starts.__module__}.window_starts; one torch thread")
 
 

@@ -46,7 +46,7 @@ def preprocess(
     frames: bool = typer.Option(DEFAULTS.frames, "--frames/--no-frames", help="Store frames, or only masks and metadata."),
     window: int = typer.Option(DEFAULTS.window, help="Frames per mask window."),
     stride: int = typer.Option(DEFAULTS.stride, help="Temporal stride inside a mask window."),
-    hop: int = typer.Option(DEFAULTS.hop, help="Frames between consecutive mask windows."),
+    hop: int = typer.Option(DEFAULTS.hop, help="Frames between consecutive mask windows (0: the mask method's own: 8 for adaptive, 16 for the others)."),
     masks: str = typer.Option(
         DEFAULTS.masks, help="Mask method: adaptive (camera-compensated motion adapted to the camera and the spread of the "
         "evidence, the default: best on real footage), motion (camera-compensated motion, the default before "

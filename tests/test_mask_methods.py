@@ -67,7 +67,25 @@ def test_adaptive_is_the_default_of_preprocess():
     from pipelines.masks.preprocess import PreprocessSettings
 
     assert mask_methods.DEFAULT_METHOD == "adaptive" == PreprocessSettings.masks
-    assert mask_methods.ADAPTIVE_VERSION == 2  # version 1 was offered beside `motion`, never the default
+    assert mask_methods.ADAPTIVE_VERSION == 3  # version 1 was offered beside `motion`, never the default
+
+
+def test_adaptive_windows_start_every_eight_frames_the_others_every_sixteen():
+    from pipelines.masks.preprocess import PreprocessSettings
+
+    assert mask_methods.ADAPTIVE_HOP == motion_masks.ADAPTIVE_HOP == 8
+    assert {name: method.hop for name, method in mask_methods.METHODS.items()} == {
+        "motion": 16, "paper": 16, "adaptive": 8, "frame-difference": 16, "translation-difference": 16, "centre": 16}
+    video = panning_video()  # 40 frames
+    _, starts = mask_methods.compute_video_masks(video, "adaptive")
+    assert starts == [0, 8, 9]
+    _, starts = mask_methods.compute_video_masks(video, "motion")
+    assert starts == [0, 9]
+    _, starts = mask_methods.compute_video_masks(video, "adaptive", mask_methods.MaskParameters(hop=16))
+    assert starts == [0, 9]
+    assert PreprocessSettings(source="s", cache="c").hop == 8  # --hop 0: the method's own, recorded resolved
+    assert PreprocessSettings(source="s", cache="c", masks="motion").hop == 16
+    assert PreprocessSettings(source="s", cache="c", masks="motion", hop=4).hop == 4
 
 
 # sha256 of `compute_video_masks(panning_video(), "motion")` at commit 3506819, before the

@@ -128,6 +128,35 @@ def test_neighbouring_windows_weights_one_two_one():
     assert torch.equal(motion_masks.neighbouring_windows(single), single)
 
 
+def test_neighbouring_windows_reach_two_weights_one_one_two_one_one():
+    """Version 3 of ``adaptive``: windows every 8 frames, each averaged with the two on each side
+    (those starting within 16 frames), itself twice; the ends repeat themselves."""
+    maps = torch.tensor([0.0, 6.0, 12.0, 18.0, 24.0])[:, None, None].expand(5, 2, 2)
+    got = motion_masks.neighbouring_windows(maps, reach=2)[:, 0, 0]
+    # padded 0 0 | 0 6 12 18 24 | 24 24; window 0: (0 + 0 + 2 x 0 + 6 + 12) / 6 = 3, window 3: (6 + 12 + 2 x 18 + 24 + 24) / 6 = 17
+    torch.testing.assert_close(got, torch.tensor([3.0, 7.0, 12.0, 17.0, 21.0]))
+    assert motion_masks.ADAPTIVE_HOP == 8 and round(motion_masks.NEIGHBOUR_FRAMES / motion_masks.ADAPTIVE_HOP) == 2
+
+
+def test_window_means_and_block_means():
+    differences = torch.rand(7, 6, 9)
+    rows = torch.tensor([[0, 1, 2], [2, 3, 4], [3, 5, 6]])
+    torch.testing.assert_close(motion_masks.window_means(differences, rows), differences[rows].mean(dim=1))
+    blocks = motion_masks.block_means(differences, 3)  # short side 6 -> 3: 2 x 2 blocks, the last column left out
+    assert blocks.shape == (7, 3, 4)
+    torch.testing.assert_close(blocks[:, 1, 2], differences[:, 2:4, 4:6].mean(dim=(1, 2)))
+
+
+def test_adaptive_maps_reach_neighbours_within_sixteen_frames_whatever_the_hop():
+    """At hop 16 the adaptive maps' step 5 is ``motion``'s (one window each side); at hop 8 two."""
+    video, _ = panning_video()
+    with torch.no_grad():
+        at16, starts16 = motion_masks.video_adaptive_maps(video, hop=16)
+        wider, _ = motion_masks.video_adaptive_maps(video, hop=16, neighbour_frames=32)
+    assert starts16 == window_maps.window_starts(len(video), hop=16)
+    assert not torch.equal(at16, wider)  # reach 2 at hop 16 is another map: the reach follows the frames
+
+
 def test_centre_prior_peaks_in_the_middle_and_weighs_at_most_its_weight():
     prior = motion_masks.centre_prior(9, 13)
     assert prior.argmax() == 4 * 13 + 6 and 0 < prior.min() < prior.max() <= 1
@@ -325,7 +354,7 @@ def test_adaptive_maps_find_the_mover_under_a_panning_camera():
     video, truth = panning_video()
     small, starts = motion_masks.video_adaptive_maps(video)
     assert small.dtype == torch.uint8 and small.shape == (len(starts), 32, 48)
-    assert starts == window_maps.window_starts(len(video))
+    assert starts == window_maps.window_starts(len(video), hop=motion_masks.ADAPTIVE_HOP)
     assert window_scores(small, starts, truth) > 0.9
 
 
@@ -334,9 +363,9 @@ def test_adaptive_maps_drop_the_centre_prior_on_a_fixed_camera():
     prior pulls its map towards the middle; the adaptive map keeps to the evidence."""
     video, truth = fixed_camera_video()
     adaptive, starts = motion_masks.video_adaptive_maps(video)
-    motion, _ = motion_masks.video_motion_maps(video)
+    motion, motion_starts = motion_masks.video_motion_maps(video)
     assert window_scores(adaptive, starts, truth) > 0.95
-    assert window_scores(adaptive, starts, truth) > window_scores(motion, starts, truth)
+    assert window_scores(adaptive, starts, truth) > window_scores(motion, motion_starts, truth)
 
 
 def test_adaptive_maps_of_a_still_video_are_the_centre_prior():

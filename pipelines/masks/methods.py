@@ -9,7 +9,8 @@ rescale it with the frames' crop (``pipelines.data.clips.crop_resize_map``).
   (``pipelines.masks.motion.video_adaptive_maps``): per window, compensated or still-camera evidence,
   whichever is more concentrated, and a centre prior weighted by how much the camera moves and
   how spread the evidence is; the method that measured best on real footage, handheld and
-  fixed cameras (``docs/method.md``).
+  fixed cameras (``docs/method.md``). Its windows start every 8 frames (version 3), the
+  others' every 16: ``MaskMethod.hop``, unless ``fame preprocess --hop`` says otherwise.
 - ``motion`` (the default before): camera-compensated motion (``pipelines.masks.motion``), kept
   bit for bit; caches made with it open, resume and train as before.
 - ``paper``: the paper's steps 1-4 (``pipelines.masks.window_maps.video_soft_maps``), bit for bit as this
@@ -25,7 +26,7 @@ method and version, and a resume with another is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -37,7 +38,11 @@ DEFAULT_METHOD = "adaptive"
 #: ``pipelines.masks.motion.VERSION`` and ``ADAPTIVE_VERSION`` (a test keeps them equal): bump
 #: both when the maps change
 MOTION_VERSION = 1
-ADAPTIVE_VERSION = 2
+ADAPTIVE_VERSION = 3
+#: frames between the ``adaptive`` maps' windows: ``pipelines.masks.motion.ADAPTIVE_HOP`` (a test
+#: keeps them equal); the other methods' windows are ``DEFAULT_HOP`` frames apart
+ADAPTIVE_HOP = 8
+DEFAULT_HOP = 16
 #: what a cache made before ``--masks`` existed holds
 LEGACY_METHOD = "paper"
 
@@ -48,7 +53,7 @@ class MaskParameters:
 
     window: int = 16  # frames per mask window
     stride: int = 2  # temporal stride inside a window
-    hop: int = 16  # frames between window starts
+    hop: int | None = None  # frames between window starts; None: the method's own (``MaskMethod.hop``)
     fg_fraction: float = 0.5  # paper, step 2
     bg_fraction: float = 0.1  # paper, step 2
     colour_bins: int = 10  # paper, step 3
@@ -62,6 +67,7 @@ class MaskMethod:
     summary: str  # one line, for --help and `fame info`
     compute: Callable[[np.ndarray, MaskParameters], tuple[torch.Tensor, list[int]]]
     uses_colour_settings: bool = False  # whether fg/bg fractions, colour bins and context matter
+    hop: int = DEFAULT_HOP  # frames between its windows' starts unless asked otherwise (``fame preprocess --hop``)
     #: a simple baseline (one line of work on the frames): ``benchmarks/bench_masks.py --clip-every``
     #: computes it on each scored clip's own frames, as a user would, instead of on the cache's windows
     baseline: bool = False
@@ -130,7 +136,7 @@ METHODS: dict[str, MaskMethod] = {
                    uses_colour_settings=True),
         MaskMethod("adaptive", ADAPTIVE_VERSION,
                    "motion adapted to the footage: compensated or still-camera evidence per window, "
-                   "a centre prior weighted by camera motion and spread (ours)", _adaptive),
+                   "a centre prior weighted by camera motion and spread (ours)", _adaptive, hop=ADAPTIVE_HOP),
         MaskMethod("frame-difference", 1, "baseline: the paper's step 1 alone, no camera compensation",
                    _frame_difference, baseline=True),
         MaskMethod("translation-difference", 1,
@@ -149,8 +155,16 @@ def get_method(name: str) -> MaskMethod:
         raise ValueError(f"--masks {name!r}: choose one of {', '.join(METHODS)}") from None
 
 
+def with_hop(parameters: MaskParameters, method: str) -> MaskParameters:
+    """``parameters``, their hop the method's own (``MaskMethod.hop``) where it is None."""
+    if parameters.hop is not None:
+        return parameters
+    return replace(parameters, hop=get_method(method).hop)
+
+
 def compute_video_masks(frames, method: str, parameters: MaskParameters = MaskParameters()) -> tuple[np.ndarray, list[int]]:
-    """The soft maps of every window of a video (uint8 T, H, W, 3): (uint8 G, h, w, starts).
+    """The soft maps of every window of a video (uint8 T, H, W, 3): (uint8 G, h, w, starts), the
+    windows every ``parameters.hop`` frames, or the method's own hop where that is None.
 
     A video shorter than one window's span gets one window, its frames with the last one
     repeated (``window_maps.pad_to_window``, the clip sampler's rule): starts ``[0]``."""
@@ -160,5 +174,5 @@ def compute_video_masks(frames, method: str, parameters: MaskParameters = MaskPa
 
     frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
     frames, _ = window_maps.pad_to_window(frames, window=parameters.window, stride=parameters.stride)
-    maps, starts = get_method(method).compute(frames, parameters)
+    maps, starts = get_method(method).compute(frames, with_hop(parameters, method))
     return maps.numpy(), list(starts)

@@ -43,7 +43,7 @@ class PreprocessSettings:
     frames: bool = True  # store frames; False stores masks and metadata only (decode at training)
     window: int = 16  # frames per mask window (the paper's clip length)
     stride: int = 2  # temporal stride inside a mask window (the paper's sampling stride)
-    hop: int = 16  # frames between the starts of consecutive mask windows (half a window's 31-frame span)
+    hop: int = 0  # frames between the starts of consecutive mask windows; 0: the method's own (adaptive 8, the others 16, half a window's 31-frame span)
     masks: str = "adaptive"  # mask method (pipelines.masks.methods): adaptive (the default) | motion | paper | frame-difference | translation-difference | centre
     fg_fraction: float = 0.5  # --masks paper, step 2: share of pixels taken as foreground seeds
     bg_fraction: float = 0.1  # --masks paper, step 2: share of pixels taken as background seeds
@@ -61,10 +61,13 @@ class PreprocessSettings:
 
     def __post_init__(self) -> None:
         # Checked at once, unlike the other commands' settings: frame_chunk 0 resolves to the
-        # codec's own here, so that the cache records what was used.
+        # codec's own here, and hop 0 to the mask method's own, so that the cache records what
+        # was used.
         self.validate()
         if self.frame_chunk == 0:
             object.__setattr__(self, "frame_chunk", cache_format.FRAME_CHUNKS[self.frame_codec])
+        if self.hop == 0:
+            object.__setattr__(self, "hop", get_method(self.masks).hop)
 
     def validate(self) -> None:
         """Raise SettingsError for values no cache can be made with."""
@@ -83,6 +86,8 @@ class PreprocessSettings:
                                 f"it needs --masks paper (asked --masks {self.masks})")
         if self.decoder not in DECODERS:
             raise SettingsError(f"--decoder {self.decoder!r}: choose one of {', '.join(DECODERS)}")
+        if self.hop < 0:
+            raise SettingsError(f"--hop {self.hop}: give a number of frames >= 1, or 0 for the mask method's own")
         if self.frame_chunk < 0:
             raise SettingsError(f"--frame-chunk {self.frame_chunk}: give a number of frames, or 0 for the codec's own")
         if self.threads is not None and self.threads < 1:
