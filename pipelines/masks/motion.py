@@ -586,8 +586,8 @@ def video_adaptive_maps(
     frames by default, and step 5 over the windows starting within ``neighbour_frames`` of each
     (``neighbouring_windows``; the same time as ``motion``'s one window on each side at hop 16).
     Windows every 8 frames put a window's frames where a clip's are: a clip pretraining samples
-    is at most 4 frames off its window, not 8 (``docs/method.md``: +0.007 ROC-AUC on fixed
-    cameras, none lost on handheld footage).
+    is at most 4 frames off its window, not 8 (``docs/method.md``: +0.006 ROC-AUC on fixed
+    cameras pooled over clips, none lost on handheld footage).
     """
     frames = frames.numpy(force=True) if torch.is_tensor(frames) else np.asarray(frames)
     starts = window_starts(len(frames), window=window, stride=stride, hop=hop)
@@ -597,8 +597,8 @@ def video_adaptive_maps(
         iterations=iterations, pairs_per_batch=pairs_per_batch, still=True)
     reach = max(1, round(neighbour_frames / hop))
     # steps 4-6 on the stored maps' blocks, a quarter of the evidence's pixels: windows every 8
-    # frames are twice as many (fgseg-dev: 0.969 ROC-AUC and 1.42x motion's cost; blurred before
-    # the blocks are averaged, 0.970 and 1.56x)
+    # frames are twice as many (fgseg-dev: 0.969 ROC-AUC pooled at 1.36-1.42x motion's cost;
+    # blurred before the blocks are averaged, 0.970 at 1.56x)
     compensated_means = block_means(window_means(compensated, pair_rows), store_short_side)
     adjacent = block_means(adjacent_evidence(frames, starts, window=window, stride=stride, map_short_side=map_short_side),
                            store_short_side)
